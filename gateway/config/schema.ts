@@ -1,0 +1,103 @@
+/**
+ * The one config schema: every field, its default and its bounds live here. `loadConfig` parses
+ * YAML, validates against this, and freezes the result. Unknown fields are errors (`strict`).
+ * Names follow the reference system where it has them (min_replicas, max_replicas,
+ * window_size_secs, scaledown_delay_secs).
+ */
+import { z } from 'zod';
+
+const positiveInt = z.number().int().positive();
+const nonNegativeInt = z.number().int().nonnegative();
+const seconds = z.number().nonnegative();
+
+export const DEVICE_PATTERN = /^(cpu|cuda:\d+|coreml)$/;
+const device = z.string().regex(DEVICE_PATTERN, 'must be "cpu", "cuda:N" or "coreml"');
+
+export const autoscalingSchema = z
+  .object({
+    /** Replicas never go below this; 0 allows scale to zero (requests wait while one starts). */
+    min_replicas: nonNegativeInt.default(1),
+    max_replicas: positiveInt.default(1),
+    /** In-flight + queued requests per replica above which the endpoint scales up. */
+    target_concurrency_per_replica: z.number().positive().default(4),
+    /** Seconds over which concurrency (and QPS) is averaged for a decision. */
+    window_size_secs: z.number().positive().default(3),
+    /** How long a lower desired count must hold before replicas are drained. */
+    scaledown_delay_secs: seconds.default(30),
+    /** How long a higher desired count must hold before replicas are added (0: at once). */
+    upscale_delay_secs: seconds.default(0),
+    /** Short-window concurrency ≥ panic_threshold × target scales up at once and blocks scale-down. */
+    panic_threshold: z.number().min(1).default(2),
+    panic_window_secs: z.number().positive().default(0.5),
+    /** Optional alternative metric: requests per second one replica should serve. */
+    target_qps_per_replica: z.number().positive().optional(),
+    /** Milliseconds between controller ticks. */
+    tick_ms: positiveInt.default(200),
+  })
+  .strict()
+  .refine((a) => a.max_replicas >= a.min_replicas, { message: 'max_replicas must be ≥ min_replicas', path: ['max_replicas'] });
+
+export const endpointSchema = z
+  .object({
+    /** A predictor module (TypeScript or JavaScript) whose default export has setup/predict. */
+    predictor: z.string().min(1).optional(),
+    /** An ONNX file served by the built-in ONNX predictor. */
+    model: z.string().min(1).optional(),
+    /** Devices in order of preference; replicas go to the first with room. */
+    devices: z.array(device).min(1).default(['cpu']),
+    /** Replicas at start (and the fixed count when autoscaling is absent). */
+    replicas: nonNegativeInt.default(1),
+    /** Requests one replica works on at once; more wait in the endpoint queue. */
+    max_concurrency: positiveInt.default(32),
+    /** Requests that may wait for a replica; beyond that the endpoint answers 503 + Retry-After. */
+    max_queue: nonNegativeInt.default(1024),
+    /** Default deadline for a request; a client may ask for less with `X-Request-Timeout-Ms`. */
+    timeout_ms: positiveInt.default(30_000),
+    /** Body size limit for this endpoint (defaults to server.max_body_bytes). */
+    max_body_bytes: positiveInt.optional(),
+    /** Bearer keys accepted for this endpoint; empty means open. */
+    api_keys: z.array(z.string().min(8, 'api keys must be at least 8 characters')).default([]),
+    /** Media types the predictor can write as files when a client sends that `Accept`. */
+    produces: z.array(z.string().regex(/^[\w.+-]+\/[\w.+-]+$/, 'must be a media type like image/png')).default([]),
+    /** Folder the predictor writes files into; only paths inside it are served. */
+    output_dir: z.string().optional(),
+    /** Keep output files after they are sent (default: delete them). */
+    keep_files: z.boolean().default(false),
+    /** Unary requests may be retried on another replica when theirs dies (set false for non-idempotent work). */
+    idempotent: z.boolean().default(true),
+    /** Free-form settings handed to the predictor's setup(ctx). */
+    settings: z.record(z.string(), z.unknown()).default({}),
+    autoscaling: autoscalingSchema.optional(),
+  })
+  .strict()
+  .refine((e) => (e.predictor === undefined) !== (e.model === undefined), {
+    message: 'exactly one of "predictor" or "model" must be given',
+    path: ['predictor'],
+  });
+
+export const serverSchema = z
+  .object({
+    host: z.string().default('0.0.0.0'),
+    port: z.number().int().min(0).max(65535).default(8080),
+    max_body_bytes: positiveInt.default(16 * 1024 * 1024),
+    /** Upper bound on waiting for in-flight requests at SIGTERM. */
+    shutdown_grace_ms: nonNegativeInt.default(10_000),
+    /** Serve even if uWebSockets.js fell back to its slow pure-JS server. */
+    allow_js_fallback: z.boolean().default(false),
+    /** The region this gateway stands in (routing prefers it). */
+    region: z.string().min(1).default('local'),
+    log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    server: serverSchema.default(serverSchema.parse({})),
+    endpoints: z.record(z.string().regex(/^[A-Za-z0-9][\w.-]*$/, 'endpoint names are letters, digits, "_", "-" and "."'), endpointSchema),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type EndpointConfig = z.infer<typeof endpointSchema>;
+export type AutoscalingConfig = z.infer<typeof autoscalingSchema>;
+export type ServerConfig = z.infer<typeof serverSchema>;

@@ -1,0 +1,71 @@
+/**
+ * The messages between the gateway and a replica, whether the replica is a worker thread here or
+ * lives in a node agent across NATS. Every message is msgpack (one Packr, plain maps, no records,
+ * so any peer can read it); bytes stay bytes.
+ *
+ * Gateway → replica: a batch of requests (all that arrived for it in one event-loop turn), and
+ * control messages (cancel, stream credit). Replica → gateway: frames, batched per turn too.
+ */
+import { Packr } from 'msgpackr';
+import type { WireError } from '../../gateway/errors.js';
+
+export const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number' });
+
+export function pack(value: unknown): Uint8Array {
+  return packr.pack(value);
+}
+
+export function unpack<T>(bytes: Uint8Array): T {
+  return packr.unpack(bytes) as T;
+}
+
+/** How the worker should encode a unary answer. */
+export type ResponseEncoding = 'json' | 'msgpack';
+
+export interface RequestEnvelope {
+  /** Request id, unique per gateway (a number keeps the hot path cheap). */
+  id: number;
+  /** The raw body as the client sent it (the worker parses it, off the gateway's event loop). */
+  body?: Uint8Array;
+  /** 'json' | 'msgpack': how to parse `body`. */
+  bodyType?: 'json' | 'msgpack';
+  /** An input already decoded (WebSocket messages are parsed on arrival to read their id). */
+  input?: unknown;
+  /** True when the transport already knows this is a stream (WebSocket); otherwise the body's `"stream"` decides. */
+  stream?: boolean;
+  /** Encoding of a unary answer. */
+  encoding: ResponseEncoding;
+  /** A non-JSON media type the client accepts and the endpoint produces: the predictor returns a file path. */
+  fileType?: string;
+  /** Epoch ms. */
+  deadline: number;
+  headers?: Record<string, string>;
+  /** Initial stream credit (chunks the replica may send before waiting for more). */
+  credit?: number;
+}
+
+export interface RequestBatch {
+  reqs: RequestEnvelope[];
+}
+
+export type ControlMessage =
+  | { t: 'cancel'; id: number }
+  | { t: 'credit'; id: number; n: number };
+
+/** Frames from a replica. `id` names the request. */
+export type ReplyFrame =
+  /** A unary answer, already encoded in the requested encoding (or raw bytes with contentType application/octet-stream). */
+  | { t: 'result'; id: number; body: Uint8Array; contentType: string }
+  /** A file to send: a path the replica checked is inside its output folder. */
+  | { t: 'file'; id: number; path: string; size: number; contentType: string; remove: boolean }
+  /** The request is a stream; chunks follow. */
+  | { t: 'start'; id: number }
+  | { t: 'chunk'; id: number; data: Uint8Array }
+  | { t: 'end'; id: number }
+  | { t: 'error'; id: number; error: WireError };
+
+export interface ReplyBatch {
+  frames: ReplyFrame[];
+}
+
+export const DEFAULT_STREAM_CREDIT = 16;

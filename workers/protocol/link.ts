@@ -1,0 +1,33 @@
+/**
+ * The seam between the gateway and a replica, wherever the replica runs. A local replica is a
+ * worker thread (workers/pool/thread-link.ts); a remote one lives in a node agent across NATS
+ * (gateway/cluster). Routing, tracking and autoscaling only ever see this interface.
+ */
+import type { ControlMessage, ReplyFrame, RequestEnvelope } from './envelopes.js';
+
+export interface ReplicaPlacement {
+  /** Unique within the gateway, e.g. `echo/cpu/3` or `echo@node-a/cuda:0/1`. */
+  readonly replicaId: string;
+  readonly endpoint: string;
+  readonly device: string;
+  /** `local` for this process, else the node agent's name. */
+  readonly node: string;
+  readonly region: string;
+}
+
+export interface ReplicaLinkEvents {
+  /** Frames for requests this link was sent, in order per request. */
+  onFrames(frames: ReplyFrame[]): void;
+  /** The replica is gone (thread died, node dead, link broken): every request on it is lost. */
+  onLost(reason: string): void;
+}
+
+export interface ReplicaLink extends ReplicaPlacement {
+  /** Loads and warms the model; resolves once the replica can take traffic. */
+  start(events: ReplicaLinkEvents): Promise<void>;
+  /** Sends requests (a batch per event-loop turn). Never throws; failures come back as frames or onLost. */
+  send(reqs: RequestEnvelope[]): void;
+  control(msg: ControlMessage): void;
+  /** Ends the replica. Call after its in-flight requests finished (drain) or to give up on them. */
+  stop(): Promise<void>;
+}
