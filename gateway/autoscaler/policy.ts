@@ -96,7 +96,9 @@ export function decideReplicas(ctx: PolicyContext): Decision {
 
   const byConcurrency = replicasFor(ctx.avgConcurrency, target);
   const byQps = knobs.target_qps_per_replica === undefined ? 0 : replicasFor(ctx.qps, knobs.target_qps_per_replica);
-  const wanted = Math.max(byConcurrency, byQps);
+  // A request in flight or waiting needs a replica even before it weighs on the window average
+  // (it may have arrived this very millisecond, at zero replicas).
+  const wanted = Math.max(byConcurrency, byQps, ctx.instantConcurrency > 0 ? 1 : 0);
   const demand =
     `concurrency ${fmt(ctx.avgConcurrency)} over ${fmt(knobs.window_size_secs)}s / ${fmt(target)} → ${byConcurrency}` +
     (knobs.target_qps_per_replica === undefined ? '' : `, qps ${fmt(ctx.qps)} / ${fmt(knobs.target_qps_per_replica)} → ${byQps}`);

@@ -262,6 +262,15 @@ describe('decideReplicas: from zero', () => {
     assert.equal(capped.desired, 5);
   });
 
+  test('a replica just started from zero is not scaled back while its request has no window weight yet', () => {
+    const sim = new TickSim(knobs({ min_replicas: 0, max_replicas: 5, scaledown_delay_secs: 0 }), 0);
+    assert.equal(sim.tick({ avg: 0, instant: 1 }, 1).reason, 'scale_from_zero');
+    const next = sim.tick({ avg: 0.0001, panic: 0.001, instant: 1 }, 1);
+    assert.equal(next.reason, 'steady');
+    assert.equal(next.desired, 1);
+    assert.equal(sim.tick({ avg: 0, panic: 0, instant: 1 }, 1).desired, 1);
+  });
+
   test('nothing waiting at zero stays at zero', () => {
     const sim = new TickSim(k, 0);
     for (const d of sim.ticks(3, { avg: 0 })) {
