@@ -1,0 +1,69 @@
+/**
+ * Where new replicas go: a pure function over the device pools that have room. Locally the
+ * candidates are the gateway's own pools (node "local"); in a cluster the remote nodes' pools
+ * join the same list, so one rule places replicas everywhere.
+ *
+ * Device preference comes first (an endpoint lists its devices in order; the first kind with
+ * room fills before the next is touched), then region preference, then the pool with the most
+ * room left, which spreads replicas over equal devices instead of stacking them on one.
+ */
+import { SwitchyardError } from '../errors.js';
+
+export interface PlacementCandidate {
+  readonly node: string;
+  readonly region: string;
+  /** "cpu", "cuda:N" or "coreml". */
+  readonly device: string;
+  /** Replica slots left on this device of this node. */
+  readonly free: number;
+}
+
+export interface PlacementRequest {
+  readonly count: number;
+  /** Device kinds in order of preference; "cuda" accepts any "cuda:N". */
+  readonly devicePreference: readonly string[];
+  /** Regions in order of preference; others come after, in no particular order among themselves. */
+  readonly regionPreference?: readonly string[];
+}
+
+/** Whether a device satisfies one entry of a device preference list. */
+export function deviceMatches(preference: string, device: string): boolean {
+  return preference === device || (preference === 'cuda' && /^cuda:\d+$/.test(device));
+}
+
+/**
+ * One entry per replica placed, in placement order; each entry is the candidate object it went
+ * to (so several replicas on one pool repeat it). Fewer than `count` when room runs out.
+ */
+export function placeReplicas(request: PlacementRequest, candidates: readonly PlacementCandidate[]): PlacementCandidate[] {
+  if (!Number.isInteger(request.count) || request.count < 0) {
+    throw new SwitchyardError('SY_INTERNAL', `placeReplicas: count must be a non-negative integer, got ${request.count}`);
+  }
+  const regions = request.regionPreference ?? [];
+  const regionRank = (region: string): number => {
+    const i = regions.indexOf(region);
+    return i === -1 ? regions.length : i;
+  };
+  const room = candidates.map((c) => Math.max(0, Math.floor(c.free)));
+  const placed: PlacementCandidate[] = [];
+
+  for (const preference of request.devicePreference) {
+    const matching = candidates.map((c, i) => i).filter((i) => deviceMatches(preference, candidates[i].device));
+    while (placed.length < request.count) {
+      let best = -1;
+      for (const i of matching) {
+        if (room[i] === 0) continue;
+        if (best === -1) {
+          best = i;
+          continue;
+        }
+        const byRegion = regionRank(candidates[i].region) - regionRank(candidates[best].region);
+        if (byRegion < 0 || (byRegion === 0 && room[i] > room[best])) best = i;
+      }
+      if (best === -1) break;
+      room[best] -= 1;
+      placed.push(candidates[best]);
+    }
+  }
+  return placed;
+}
