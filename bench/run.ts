@@ -86,23 +86,42 @@ const log = (line: string): void => {
 const running = new Set<RunningServer>();
 
 /**
+ * Before a target's first measurement: wait until its endpoint gives the right answer. Readiness is
+ * per endpoint (a gateway whose other endpoints are still loading, or broken, can still be measured
+ * on this one), so a 5xx or a refused connection is retried until the deadline; a 2xx with the
+ * wrong body fails at once.
+ *
  * Checking every body costs the load generator about half its throughput, which would cap the
- * fastest servers: bodies are checked by one request before measuring and throughout warm-up, and
- * not in the measured run.
+ * fastest servers: bodies are checked here and throughout warm-up, not in the measured run.
  */
-async function checkAnswer(target: Target, server: RunningServer): Promise<void> {
+async function awaitRightAnswer(target: Target, server: RunningServer, timeoutMs = 60_000): Promise<void> {
   const load = target.load;
   if (load.kind !== 'http') return;
   const method = load.method ?? (load.body === undefined ? 'GET' : 'POST');
-  const res = await fetch(server.url + load.path, {
-    method,
-    headers: { ...(load.body === undefined ? {} : { 'content-type': 'application/json' }), ...load.headers },
-    body: load.body,
-    signal: AbortSignal.timeout(30_000),
-  });
-  const body = await res.text();
-  if (res.status < 200 || res.status > 299) throw new Error(`${method} ${load.path} answered ${res.status}: ${body.slice(0, 200)}`);
-  if (load.verifyBody && !load.stream && !load.verifyBody(body)) throw new Error(`${method} ${load.path} answered an unexpected body: ${body.slice(0, 200)}`);
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(server.url + load.path, {
+        method,
+        headers: { ...(load.body === undefined ? {} : { 'content-type': 'application/json' }), ...load.headers },
+        body: load.body,
+        signal: AbortSignal.timeout(10_000),
+      });
+      const body = await res.text();
+      if (res.status >= 200 && res.status < 300) {
+        if (load.verifyBody && !load.stream && !load.verifyBody(body)) throw new Error(`${method} ${load.path} answered an unexpected body: ${body.slice(0, 200)}`);
+        return;
+      }
+      last = `${res.status} ${body.slice(0, 200)}`;
+      if (res.status < 500) break;
+    } catch (err) {
+      if ((err as Error).message.includes('unexpected body')) throw err;
+      last = (err as Error).message;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`${method} ${load.path} never answered 2xx (last: ${last})`);
 }
 
 async function measureTarget(target: Target, server: RunningServer, settings: Settings, durationS: number, verify: boolean): Promise<HttpLoadResult | WsLoadResult> {
@@ -172,7 +191,7 @@ async function runScenario(scenario: Scenario, settings: Settings): Promise<Scen
         if (result.status !== 'measured') continue;
         const server = servers.get(target.server)!;
         try {
-          if (rep === 0) await checkAnswer(target, server);
+          if (rep === 0) await awaitRightAnswer(target, server);
           if (settings.warmupS > 0) {
             const warmup = await measureTarget(target, server, settings, settings.warmupS, true);
             if (warmup.errors.mismatches > 0) throw new Error(`${warmup.errors.mismatches} answers during warm-up were not the expected body`);
