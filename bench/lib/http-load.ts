@@ -208,16 +208,23 @@ function runOnce(options: HttpLoadOptions, durationS: number, measured: boolean)
 
 /**
  * One request is in flight per client (pipelining 1), so a client's 'request' event starts the
- * clock for the next body bytes it receives, and its 'response' event ends that request.
+ * clock for the next body bytes it receives. Only bodies of 2xx responses are timed: an error
+ * answer is not a stream.
  */
 function timeChunks(client: AutocannonClient, firstChunk: Histogram, chunkGap: Histogram, countChunk: () => void): void {
   let requestAt = 0;
   let lastChunkAt = 0;
+  let success = false;
   client.on('request', () => {
     requestAt = performance.now();
     lastChunkAt = 0;
+    success = false;
+  });
+  client.on('headers', (head: { statusCode: number }) => {
+    success = head.statusCode >= 200 && head.statusCode < 300;
   });
   client.on('body', () => {
+    if (!success) return;
     const now = performance.now();
     countChunk();
     if (lastChunkAt === 0) recordMs(firstChunk, now - requestAt);

@@ -53,13 +53,15 @@ test('HTTP: reports completed requests, no errors and ordered percentiles', asyn
   assertOrdered(report.latency);
 });
 
-test('HTTP: failed requests are counted by status and fail the exit code', async () => {
-  const { code, report } = await bench({ url: `${server.url}/no/such/route` });
+test('HTTP: failed requests are counted by status, fail the exit code, and are not timed as chunks', async () => {
+  const { code, report } = await bench({ url: `${server.url}/no/such/route`, stream: true });
   assert.equal(code, 1);
   assert.ok(report);
   assert.equal(report.requests, 0);
   assert.ok(report.errors.byStatus['404'] > 0);
   assert.equal(report.errors.total, report.errors.byStatus['404']);
+  assert.equal(report.stream?.chunks, 0);
+  assert.equal(report.stream?.firstChunk.count, 0);
 });
 
 test('WebSocket: tagged requests complete over a few sockets', async () => {
