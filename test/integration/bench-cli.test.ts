@@ -1,0 +1,120 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, type RunningServer } from '../../bench/lib/processes.js';
+import { runBenchCommand, type BenchCommandOptions, type BenchReport } from '../../gateway/cli/bench-command.js';
+
+const rawUws = new URL('../../bench/baselines/raw-uws.js', import.meta.url).pathname;
+
+let server: RunningServer;
+let folder: string;
+let bodyFile: string;
+
+before(async () => {
+  server = await startServer({ command: process.execPath, args: (port) => [rawUws, String(port)], readyPath: '/readyz' });
+  folder = mkdtempSync(join(tmpdir(), 'bench-cli-'));
+  bodyFile = join(folder, 'body.json');
+  writeFileSync(bodyFile, '{"text":"hello"}');
+});
+
+after(async () => {
+  await server?.stop();
+  if (folder) rmSync(folder, { recursive: true, force: true });
+});
+
+async function bench(opts: Partial<BenchCommandOptions> & { url: string }): Promise<{ code: number; report?: BenchReport; stderr: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runBenchCommand(
+    { connections: 4, duration: 1, json: true, ...opts },
+    { stdout: { write: (text: string) => out.push(text) }, stderr: { write: (text: string) => err.push(text) } },
+  );
+  const stdout = out.join('');
+  return { code, report: stdout ? (JSON.parse(stdout) as BenchReport) : undefined, stderr: err.join('') };
+}
+
+function assertOrdered(latency: BenchReport['latency']): void {
+  assert.ok(latency.p50 > 0, `p50 ${latency.p50}`);
+  assert.ok(latency.p50 <= latency.p90 && latency.p90 <= latency.p99 && latency.p99 <= latency.p99_9 && latency.p99_9 <= latency.max, JSON.stringify(latency));
+}
+
+test('HTTP: reports completed requests, no errors and ordered percentiles', async () => {
+  const { code, report, stderr } = await bench({ url: `${server.url}/inference/echo`, body: bodyFile });
+  assert.equal(code, 0, stderr);
+  assert.ok(report);
+  assert.equal(report.transport, 'http');
+  assert.ok(report.requests > 0);
+  assert.ok(report.rps > 0);
+  assert.equal(report.errors.total, 0);
+  assert.equal(report.latency.count, report.requests);
+  assertOrdered(report.latency);
+});
+
+test('HTTP: failed requests are counted by status, fail the exit code, and are not timed as chunks', async () => {
+  const { code, report } = await bench({ url: `${server.url}/no/such/route`, stream: true });
+  assert.equal(code, 1);
+  assert.ok(report);
+  assert.equal(report.requests, 0);
+  assert.ok(report.errors.byStatus['404'] > 0);
+  assert.equal(report.errors.total, report.errors.byStatus['404']);
+  assert.equal(report.stream?.chunks, 0);
+  assert.equal(report.stream?.firstChunk.count, 0);
+});
+
+test('WebSocket: tagged requests complete over a few sockets', async () => {
+  const { code, report, stderr } = await bench({ url: `${server.url}/inference/echo`, ws: true, body: bodyFile, inflight: 4 });
+  assert.equal(code, 0, stderr);
+  assert.ok(report);
+  assert.equal(report.transport, 'ws');
+  assert.equal(report.inFlightPerSocket, 4);
+  assert.ok(report.requests > 0);
+  assert.equal(report.errors.total, 0);
+  assertOrdered(report.latency);
+});
+
+test('HTTP stream: time to first chunk and gaps between chunks are reported', async () => {
+  // Three chunks a few milliseconds apart, so they arrive as separate reads; only when asked for a stream.
+  const streaming: Server = createServer((req, res) => {
+    let asked = '';
+    req.on('data', (chunk: Buffer) => (asked += chunk.toString()));
+    req.on('end', () => {
+      if ((JSON.parse(asked) as { stream?: unknown }).stream !== true) {
+        res.writeHead(400).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      let sent = 0;
+      const tick = setInterval(() => {
+        res.write(`chunk ${sent}\n`);
+        if (++sent === 3) {
+          clearInterval(tick);
+          res.end();
+        }
+      }, 3);
+    });
+  });
+  await new Promise<void>((resolve) => streaming.listen(0, '127.0.0.1', resolve));
+  const { port } = streaming.address() as { port: number };
+  try {
+    const { code, report, stderr } = await bench({ url: `http://127.0.0.1:${port}/inference/stream`, body: bodyFile, stream: true });
+    assert.equal(code, 0, stderr);
+    assert.ok(report?.stream);
+    assert.ok(report.requests > 0);
+    assert.ok(report.stream.chunks >= report.requests * 2, `chunks ${report.stream.chunks} for ${report.requests} requests`);
+    assert.ok(report.stream.firstChunk.count > 0);
+    assert.ok(report.stream.chunkGap.count > 0);
+    assert.ok(report.stream.firstChunk.p50 <= report.latency.p50, 'the first chunk comes before the end of the response');
+  } finally {
+    streaming.closeAllConnections();
+    await new Promise((resolve) => streaming.close(resolve));
+  }
+});
+
+test('bad options exit with 2 and say which option', async () => {
+  const { code, stderr } = await bench({ url: `${server.url}/inference/echo`, connections: 0 });
+  assert.equal(code, 2);
+  assert.match(stderr, /--connections/);
+});
