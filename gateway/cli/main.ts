@@ -5,6 +5,7 @@ import { demoConfig } from '../config/demo.js';
 import type { Config } from '../config/schema.js';
 import { Gateway } from '../gateway.js';
 import { validateConfig } from '../config/load.js';
+import { registerBenchCommand } from './bench-command.js';
 
 function port(value: string): number {
   const n = Number(value);
@@ -69,6 +70,8 @@ program
   .option('--host <host>', 'address to listen on (overrides server.host)')
   .option('--allow-js-fallback', "serve even if uWebSockets.js's native binary did not load (slow)")
   .action(serve);
+
+registerBenchCommand(program);
 
 program.parseAsync(process.argv).catch((err: Error & { code?: string }) => {
   console.error(`switchyard: ${err.message}`);

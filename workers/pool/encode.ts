@@ -41,6 +41,11 @@ export function unwrap(parsed: unknown): DecodedBody {
     const obj = parsed as Record<string, unknown>;
     const stream = obj.stream === true;
     if ('inputs' in obj) return { input: obj.inputs, stream };
+    if ('stream' in obj) {
+      // "stream" steers the gateway; it is not part of the model's input.
+      const { stream: _flag, ...rest } = obj;
+      return { input: rest, stream };
+    }
     return { input: obj, stream };
   }
   return { input: parsed, stream: false };
