@@ -5,6 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
 import { loadUws, type us_listen_socket } from '../native/uws.js';
+import { AutoscaleController } from './autoscaler/controller.js';
 import type { Config } from './config/schema.js';
 import { Endpoint, type EndpointObserver, type ReplicaFactory } from './endpoints/endpoint.js';
 import { LocalReplicaFactory } from './endpoints/local-replicas.js';
@@ -22,6 +23,7 @@ export interface GatewayOptions {
 
 export class Gateway {
   readonly endpoints = new Map<string, Endpoint>();
+  readonly autoscalers = new Map<string, AutoscaleController>();
   readonly metrics: GatewayMetrics;
   readonly log: Logger;
   port = 0;
@@ -43,7 +45,21 @@ export class Gateway {
     };
     const factory = options.factory ?? new LocalReplicaFactory(config.server.region);
     for (const [name, endpointConfig] of Object.entries(config.endpoints)) {
-      this.endpoints.set(name, new Endpoint(name, endpointConfig, factory, observer));
+      const endpoint = new Endpoint(name, endpointConfig, factory, observer);
+      this.endpoints.set(name, endpoint);
+      if (endpointConfig.autoscaling) {
+        const controller = new AutoscaleController(endpoint, {
+          log: (d) => {
+            if (d.applied) {
+              this.metrics.onScaleDecision(name, d.reason);
+              this.log.info({ endpoint: name, current: d.current, desired: d.desired, reason: d.reason, detail: d.detail, observed: d.observed }, 'autoscale');
+            }
+          },
+          onError: (err) => this.log.error({ endpoint: name, err: String(err) }, 'autoscaler tick failed'),
+        });
+        this.autoscalers.set(name, controller);
+        endpoint.onColdStart = () => controller.tickNow();
+      }
     }
   }
 
@@ -51,6 +67,7 @@ export class Gateway {
     const gateway = new Gateway(config, options);
     await gateway.listen();
     for (const endpoint of gateway.endpoints.values()) endpoint.reconcile();
+    for (const controller of gateway.autoscalers.values()) controller.start();
     return gateway;
   }
 
@@ -119,6 +136,9 @@ export class Gateway {
         requests: { admitted: ep.tracker.arrivals, completed: ep.tracker.completed },
         latency_ms: this.metrics.percentiles(ep.name),
         ...(ep.lastStartError ? { last_start_error: ep.lastStartError } : {}),
+        ...(this.autoscalers.has(ep.name)
+          ? { autoscaling: { knobs: ep.config.autoscaling, state: this.autoscalers.get(ep.name)!.state(), decisions: this.autoscalers.get(ep.name)!.decisions().slice(-20) } }
+          : {}),
         replicas: ep.replicas.map((r) => ({
           id: r.id,
           state: r.state,
@@ -139,6 +159,7 @@ export class Gateway {
     if (this.draining) return;
     this.draining = true;
     const t0 = performance.now();
+    for (const controller of this.autoscalers.values()) controller.stop();
     if (this.listenSocket) {
       this.uws.uws.us_listen_socket_close(this.listenSocket);
       this.listenSocket = undefined;

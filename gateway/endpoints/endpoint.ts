@@ -9,7 +9,9 @@
  * in-flight ones are done.
  */
 import { performance } from 'node:perf_hooks';
-import type { EndpointConfig } from '../config/schema.js';
+import type { AutoscalingConfig, EndpointConfig } from '../config/schema.js';
+import type { ScalableEndpoint } from '../autoscaler/controller.js';
+import type { ScalingSignals } from '../autoscaler/signals.js';
 import { fromWire, isRetryable, SwitchyardError } from '../errors.js';
 import { ConcurrencyTracker } from '../autoscaler/concurrency-tracker.js';
 import { DeadlineHeap } from '../routing/deadline-heap.js';
@@ -27,7 +29,10 @@ export interface EndpointObserver {
 
 /** Creates links for new replicas of an endpoint; locally worker threads, remotely node agents. */
 export interface ReplicaFactory {
+  /** Up to `count` new links (fewer when the devices are full). */
   create(endpoint: string, config: EndpointConfig, count: number): ReplicaLink[];
+  /** A link it created is gone (stopped, failed or lost): its device slot is free again. */
+  released?(link: ReplicaLink): void;
 }
 
 const MAX_ATTEMPTS = 3;
@@ -35,7 +40,7 @@ const STREAM_CREDIT_BATCH = 4;
 const DEADLINE_SWEEP_MS = 20;
 const MAX_START_BACKOFF_MS = 30_000;
 
-export class Endpoint {
+export class Endpoint implements ScalableEndpoint {
   readonly replicas: Replica[] = [];
   readonly tracker = new ConcurrencyTracker();
   desired: number;
@@ -103,16 +108,16 @@ export class Endpoint {
       call.sink.onError(new SwitchyardError('SY_QUEUE_FULL', `endpoint "${this.name}" is at capacity (${this.config.max_queue} queued)`, { retryAfterS: 1 }));
       return;
     }
-    if (this.live === 0) {
-      if (this.desired === 0 && !this.onColdStart) {
-        this.fail(call, new SwitchyardError('SY_NO_REPLICA', `endpoint "${this.name}" has no replicas`));
-        return;
-      }
-      this.onColdStart?.();
+    const cold = this.live === 0;
+    if (cold && this.desired === 0 && !this.onColdStart) {
+      this.fail(call, new SwitchyardError('SY_NO_REPLICA', `endpoint "${this.name}" has no replicas`));
+      return;
     }
     this.tracker.enqueued();
     this.queue.push(call);
     this.deadlines.push(call);
+    // Scale from zero: the request waits in the queue (bounded by its deadline) while a replica starts.
+    if (cold) this.onColdStart?.();
   }
 
   /** The client went away or cancelled: stop the work, answer nothing. */
@@ -258,6 +263,32 @@ export class Endpoint {
     this.pump();
   }
 
+  // ---- autoscaling seam ------------------------------------------------------------------
+
+  get autoscaling(): AutoscalingConfig {
+    return this.config.autoscaling!;
+  }
+
+  signals(): ScalingSignals {
+    let ready = 0;
+    let starting = 0;
+    let draining = 0;
+    for (const r of this.replicas) {
+      if (r.state === 'ready') ready++;
+      else if (r.state === 'starting') starting++;
+      else if (r.state === 'draining') draining++;
+    }
+    const concurrencyIntegral = this.tracker.concurrencyIntegral();
+    return {
+      now: performance.now(),
+      concurrencyIntegral,
+      arrivals: this.tracker.arrivals,
+      inFlight: this.tracker.inFlight,
+      queued: this.tracker.queued,
+      replicas: { ready, starting, draining },
+    };
+  }
+
   // ---- replica lifecycle -----------------------------------------------------------------
 
   /** Sets the replica count the endpoint should converge to (the autoscaler's seam). */
@@ -283,7 +314,11 @@ export class Endpoint {
         }
         return;
       }
-      for (const link of this.factory.create(this.name, this.config, this.desired - live)) this.startReplica(link);
+      const links = this.factory.create(this.name, this.config, this.desired - live);
+      if (links.length < this.desired - live) {
+        this.observer.onLog('warn', 'no device has room for more replicas', { endpoint: this.name, wanted: this.desired - live, placed: links.length });
+      }
+      for (const link of links) this.startReplica(link);
       return;
     }
     // Too many: stop those still starting first, then drain the least busy ready ones.
@@ -369,7 +404,10 @@ export class Endpoint {
 
   private removeReplica(replica: Replica): void {
     const i = this.replicas.indexOf(replica);
-    if (i >= 0) this.replicas.splice(i, 1);
+    if (i >= 0) {
+      this.replicas.splice(i, 1);
+      this.factory.released?.(replica.link);
+    }
   }
 
   private failQueued(err: SwitchyardError): void {
@@ -395,6 +433,6 @@ export class Endpoint {
     clearInterval(this.sweeper);
     if (this.reconcileTimer) clearTimeout(this.reconcileTimer);
     this.failQueued(new SwitchyardError('SY_SHUTTING_DOWN', 'the gateway is shutting down'));
-    await Promise.all(this.replicas.map((r) => this.stopReplica(r)));
+    await Promise.all([...this.replicas].map((r) => this.stopReplica(r)));
   }
 }

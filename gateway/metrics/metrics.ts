@@ -20,6 +20,7 @@ export class GatewayMetrics {
   private readonly requests: Counter<'endpoint' | 'status'>;
   private readonly latency: Histogram<'endpoint'>;
   private readonly series = new Map<string, EndpointSeries>();
+  private readonly decisions: Counter<'endpoint' | 'reason'>;
 
   constructor(endpoints: () => Iterable<Endpoint>) {
     const registers = [this.registry];
@@ -30,6 +31,12 @@ export class GatewayMetrics {
       help: 'Time from admission to the last byte handed to the socket, by endpoint.',
       labelNames: ['endpoint'],
       buckets: LATENCY_BUCKETS_S,
+      registers,
+    });
+    this.decisions = new Counter({
+      name: 'switchyard_autoscaler_decisions_total',
+      help: 'Replica count changes the autoscaler applied, by endpoint and reason.',
+      labelNames: ['endpoint', 'reason'],
       registers,
     });
     new Gauge({
@@ -102,6 +109,10 @@ export class GatewayMetrics {
       s.latency.observe(latencyMs / 1000);
       s.hdr.recordValue(Math.max(1, Math.round(latencyMs * 1000)));
     }
+  }
+
+  onScaleDecision(endpoint: string, reason: string): void {
+    this.decisions.inc({ endpoint, reason });
   }
 
   /** Latency percentiles in ms for successful requests since start. */
