@@ -1,0 +1,21 @@
+/**
+ * The embedded demo: what `npm start` serves with no config file and no services. Paths point at
+ * the compiled examples next to this file (dist/examples/...).
+ */
+import { fileURLToPath } from 'node:url';
+import type { Config } from './schema.js';
+import { validateConfig } from './load.js';
+
+const examples = (p: string) => fileURLToPath(new URL(`../../examples/${p}`, import.meta.url));
+/** The ONNX model is written by `npm run build` into the source tree's examples/mlp/. */
+const sourceExamples = (p: string) => fileURLToPath(new URL(`../../../examples/${p}`, import.meta.url));
+
+export function demoConfig(overrides: { port?: number; host?: string } = {}): Readonly<Config> {
+  return validateConfig({
+    server: { ...(overrides.port === undefined ? {} : { port: overrides.port }), ...(overrides.host === undefined ? {} : { host: overrides.host }) },
+    endpoints: {
+      echo: { predictor: examples('echo/predictor.js'), replicas: 1, max_concurrency: 256 },
+      mlp: { model: sourceExamples('mlp/model.onnx'), replicas: 1, max_concurrency: 64 },
+    },
+  });
+}

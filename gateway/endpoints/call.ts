@@ -1,0 +1,53 @@
+/**
+ * One request inside an endpoint, whatever transport it came from. The transport (HTTP or a
+ * WebSocket message) implements `CallSink`; the endpoint drives it from the replica's frames.
+ */
+import type { SwitchyardError } from '../errors.js';
+import type { RequestEnvelope } from '../../workers/protocol/envelopes.js';
+import type { Replica } from './replica.js';
+
+export interface CallSink {
+  onResult(body: Uint8Array, contentType: string): void;
+  onFile(path: string, size: number, contentType: string, remove: boolean): void;
+  onStreamStart(): void;
+  /** A chunk to write. The sink returns credit with `call.ack()` once the client took it. */
+  onChunk(data: Uint8Array): void;
+  onStreamEnd(): void;
+  onError(err: SwitchyardError): void;
+}
+
+export type CallState = 'queued' | 'running' | 'streaming' | 'done';
+
+export class Call {
+  state: CallState = 'queued';
+  replica: Replica | undefined;
+  attempts = 0;
+  /** performance.now() when it was handed to a replica. */
+  dispatchedAt = 0;
+  /** Credit not yet returned to the replica (streams). */
+  unacked = 0;
+  readonly startedAt: number;
+
+  constructor(
+    readonly env: RequestEnvelope,
+    readonly sink: CallSink,
+    /** Regions to prefer, in order (the client's, then the gateway's). */
+    readonly regions: readonly string[],
+    startedAt: number,
+  ) {
+    this.startedAt = startedAt;
+  }
+
+  get id(): number {
+    return this.env.id;
+  }
+
+  get deadline(): number {
+    return this.env.deadline;
+  }
+
+  /** Streams are exempt from the deadline once their first chunk went out. */
+  get settled(): boolean {
+    return this.state === 'done' || this.state === 'streaming';
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * The gateway's view of one replica: its link, lifecycle state, concurrency tokens and measured
+ * latency. Requests for it collect during an event-loop turn and leave as one batch.
+ */
+import type { RequestEnvelope } from '../../workers/protocol/envelopes.js';
+import type { ReplicaLink } from '../../workers/protocol/link.js';
+import type { RoutableReplica } from '../routing/pick-replica.js';
+import type { Call } from './call.js';
+
+export type ReplicaState = 'starting' | 'ready' | 'draining' | 'stopped' | 'failed';
+
+const LATENCY_ALPHA = 0.1;
+
+const dirty = new Set<Replica>();
+let flushScheduled = false;
+
+function flushAll(): void {
+  flushScheduled = false;
+  for (const replica of dirty) replica.flush();
+  dirty.clear();
+}
+
+export class Replica implements RoutableReplica {
+  state: ReplicaState = 'starting';
+  readonly calls = new Map<number, Call>();
+  served = 0;
+  failures = 0;
+  latencyMs = 1;
+  lastError: string | undefined;
+  readonly startedAt = Date.now();
+  private pending: RequestEnvelope[] = [];
+
+  constructor(
+    readonly link: ReplicaLink,
+    readonly capacity: number,
+  ) {}
+
+  get id(): string {
+    return this.link.replicaId;
+  }
+
+  get region(): string {
+    return this.link.region;
+  }
+
+  get inFlight(): number {
+    return this.calls.size;
+  }
+
+  get routable(): boolean {
+    return this.state === 'ready';
+  }
+
+  /** Takes a token and queues the request for this turn's batch. */
+  assign(call: Call, now: number): void {
+    call.replica = this;
+    call.state = 'running';
+    call.dispatchedAt = now;
+    call.attempts++;
+    this.calls.set(call.id, call);
+    this.pending.push(call.env);
+    if (!dirty.has(this)) {
+      dirty.add(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        // setImmediate, not a microtask: uWS drains microtasks after every handler, which
+        // would send one batch per request.
+        setImmediate(flushAll);
+      }
+    }
+  }
+
+  /** Gives the token back and learns from the request's service time. */
+  release(call: Call, now: number): void {
+    if (!this.calls.delete(call.id)) return;
+    call.replica = undefined;
+    this.served++;
+    const sample = Math.max(0.01, now - call.dispatchedAt);
+    this.latencyMs += LATENCY_ALPHA * (sample - this.latencyMs);
+  }
+
+  flush(): void {
+    if (this.pending.length === 0) return;
+    const reqs = this.pending;
+    this.pending = [];
+    this.link.send(reqs);
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * The uWS app: the inference route, health, readiness, metrics, the endpoint listing, and a
+ * fallback that answers 404/405 (without it uWS closes unmatched connections with no answer).
+ * Everything a handler needs from `req` is read before any await: uWS frees it on return.
+ */
+import type { HttpRequest, HttpResponse, TemplatedApp } from '../../native/uws.js';
+import { performance } from 'node:perf_hooks';
+import { SwitchyardError, toSwitchyardError } from '../errors.js';
+import { Call } from '../endpoints/call.js';
+import type { Endpoint } from '../endpoints/endpoint.js';
+import { ApiKeys } from './auth.js';
+import { readBody } from './body.js';
+import { HttpCall } from './http-call.js';
+import { bodyTypeOf, negotiate } from './negotiate.js';
+import { writeError, writeJson, writeText } from './respond.js';
+
+export interface AppContext {
+  endpoints: ReadonlyMap<string, Endpoint>;
+  region: string;
+  maxBodyBytes: number;
+  isDraining(): boolean;
+  readiness(): { ready: boolean; endpoints: Record<string, { ready: number; desired: number; error?: string }> };
+  describe(): unknown;
+  metrics(): Promise<{ contentType: string; body: string }>;
+}
+
+const KNOWN_ROUTES: Array<[RegExp, string]> = [
+  [/^\/inference\/[^/]+$/, 'POST'],
+  [/^\/healthz$/, 'GET'],
+  [/^\/readyz$/, 'GET'],
+  [/^\/metrics$/, 'GET'],
+  [/^\/v1\/endpoints$/, 'GET'],
+];
+
+let nextRequestId = 1;
+
+function collectHeaders(req: HttpRequest): Record<string, string> {
+  const headers: Record<string, string> = {};
+  req.forEach((key, value) => {
+    if (key !== 'authorization') headers[key] = value;
+  });
+  return headers;
+}
+
+export function installRoutes(app: TemplatedApp, ctx: AppContext): void {
+  const keys = new Map<string, ApiKeys>();
+  for (const [name, ep] of ctx.endpoints) keys.set(name, new ApiKeys(ep.config.api_keys));
+
+  app.post('/inference/:endpoint', (res: HttpResponse, req: HttpRequest) => {
+    const name = req.getParameter(0) ?? '';
+    const endpoint = ctx.endpoints.get(name);
+    if (!endpoint) {
+      writeError(res, new SwitchyardError('SY_NOT_FOUND', `no endpoint named "${name}"`));
+      return;
+    }
+    if (ctx.isDraining()) {
+      writeError(res, new SwitchyardError('SY_SHUTTING_DOWN', 'the gateway is shutting down', { retryAfterS: 1 }));
+      return;
+    }
+    const config = endpoint.config;
+    let bodyType: 'json' | 'msgpack';
+    let negotiated;
+    try {
+      keys.get(name)!.check(req.getHeader('authorization'));
+      bodyType = bodyTypeOf(req.getHeader('content-type'));
+      negotiated = negotiate(req.getHeader('accept'), config.produces, bodyType);
+    } catch (err) {
+      writeError(res, toSwitchyardError(err));
+      return;
+    }
+    const limit = config.max_body_bytes ?? ctx.maxBodyBytes;
+    const declared = Number(req.getHeader('content-length') || '0');
+    if (declared > limit) {
+      writeError(res, new SwitchyardError('SY_PAYLOAD_TOO_LARGE', `the body is larger than ${limit} bytes`));
+      return;
+    }
+    let timeoutMs = config.timeout_ms;
+    const asked = req.getHeader('x-request-timeout-ms');
+    if (asked) {
+      const n = Number(asked);
+      if (!Number.isFinite(n) || n <= 0) {
+        writeError(res, new SwitchyardError('SY_BAD_REQUEST', 'X-Request-Timeout-Ms must be a positive number of milliseconds'));
+        return;
+      }
+      timeoutMs = Math.min(n, timeoutMs);
+    }
+    const clientRegion = req.getHeader('x-switchyard-region');
+    const regions = clientRegion && clientRegion !== ctx.region ? [clientRegion, ctx.region] : [ctx.region];
+    const headers = collectHeaders(req);
+    const range = req.getHeader('range');
+    const sink = new HttpCall(res, endpoint, negotiated.sse, range);
+    res.onAborted(() => sink.abort());
+    readBody(
+      res,
+      limit,
+      (body) => {
+        if (sink.aborted) return;
+        const call = new Call(
+          {
+            id: nextRequestId++,
+            body,
+            bodyType,
+            encoding: negotiated.encoding,
+            fileType: negotiated.fileType,
+            deadline: Date.now() + timeoutMs,
+            headers,
+          },
+          sink,
+          regions,
+          performance.now(),
+        );
+        sink.call = call;
+        endpoint.submit(call);
+      },
+      (err) => {
+        if (!sink.aborted) res.cork(() => writeError(res, err));
+      },
+    );
+  });
+
+  app.get('/healthz', (res) => writeJson(res, 200, { status: 'ok' }));
+
+  app.get('/readyz', (res) => {
+    const r = ctx.readiness();
+    writeJson(res, r.ready && !ctx.isDraining() ? 200 : 503, { ready: r.ready && !ctx.isDraining(), endpoints: r.endpoints });
+  });
+
+  app.get('/v1/endpoints', (res) => writeJson(res, 200, ctx.describe()));
+
+  app.get('/metrics', (res) => {
+    let aborted = false;
+    res.onAborted(() => (aborted = true));
+    ctx.metrics().then(
+      ({ contentType, body }) => {
+        if (!aborted) res.cork(() => writeText(res, 200, contentType, body));
+      },
+      (err: Error) => {
+        if (!aborted) res.cork(() => writeError(res, new SwitchyardError('SY_INTERNAL', `metrics failed: ${err.message}`)));
+      },
+    );
+  });
+
+  app.any('/*', (res, req) => {
+    const url = req.getUrl();
+    const method = req.getCaseSensitiveMethod().toUpperCase();
+    const route = KNOWN_ROUTES.find(([pattern]) => pattern.test(url));
+    if (route) {
+      writeError(res, new SwitchyardError('SY_METHOD_NOT_ALLOWED', `${method} is not allowed on ${url}; use ${route[1]}`), { allow: route[1] });
+    } else {
+      writeError(res, new SwitchyardError('SY_NOT_FOUND', `no route ${method} ${url}`));
+    }
+  });
+}

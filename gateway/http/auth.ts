@@ -1,0 +1,30 @@
+/** Per-endpoint bearer keys, compared in constant time (both sides hashed to equal length). */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { SwitchyardError } from '../errors.js';
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+export class ApiKeys {
+  private readonly digests: Buffer[];
+
+  constructor(keys: readonly string[]) {
+    this.digests = keys.map(digest);
+  }
+
+  get required(): boolean {
+    return this.digests.length > 0;
+  }
+
+  /** Throws SY_UNAUTHORIZED unless `authorization` is `Bearer <one of the keys>`. */
+  check(authorization: string): void {
+    if (this.digests.length === 0) return;
+    const match = /^Bearer\s+(.+)$/i.exec(authorization);
+    if (!match) throw new SwitchyardError('SY_UNAUTHORIZED', 'this endpoint needs "Authorization: Bearer <key>"');
+    const presented = digest(match[1]!.trim());
+    let ok = false;
+    for (const d of this.digests) ok = timingSafeEqual(d, presented) || ok;
+    if (!ok) throw new SwitchyardError('SY_UNAUTHORIZED', 'the API key is not valid for this endpoint');
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Sends a file the predictor wrote: Content-Type and Content-Length, `Range` (one range: 206, or
+ * 416), read from disk in large chunks straight into the socket with tryEnd/onWritable, so a
+ * slow client holds at most one chunk in memory. No strings, no base64.
+ */
+import { open, unlink, type FileHandle } from 'node:fs/promises';
+import type { HttpResponse } from '../../native/uws.js';
+import { SwitchyardError } from '../errors.js';
+import { writeError } from './respond.js';
+import { statusLine } from './status-lines.js';
+
+const CHUNK_BYTES = 512 * 1024;
+
+export interface ByteRange {
+  start: number;
+  end: number; // inclusive
+}
+
+/** Parses a single `bytes=` range against `size`; undefined when absent or not a bytes range we serve; null when unsatisfiable. */
+export function parseRange(header: string, size: number): ByteRange | undefined | null {
+  if (!header) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return undefined;
+  let start: number;
+  let end: number;
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0) return null;
+    start = Math.max(0, size - suffix);
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  if (start >= size || start > end) return null;
+  return { start, end };
+}
+
+export interface FileSendState {
+  aborted: boolean;
+  /** Set while waiting for the socket; the transport calls it when the client goes away. */
+  onAbort?: () => void;
+}
+
+export async function sendFile(
+  res: HttpResponse,
+  state: FileSendState,
+  file: { path: string; size: number; contentType: string; remove: boolean },
+  rangeHeader: string,
+): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    const range = parseRange(rangeHeader, file.size);
+    if (range === null) {
+      if (!state.aborted) {
+        res.cork(() => writeError(res, new SwitchyardError('SY_RANGE_NOT_SATISFIABLE', `the file has ${file.size} bytes`), { 'content-range': `bytes */${file.size}` }));
+      }
+      return;
+    }
+    const start = range ? range.start : 0;
+    const total = range ? range.end - range.start + 1 : file.size;
+    handle = await open(file.path, 'r');
+    if (state.aborted) return;
+    res.cork(() => {
+      res.writeStatus(statusLine(range ? 206 : 200));
+      res.writeHeader('content-type', file.contentType);
+      res.writeHeader('accept-ranges', 'bytes');
+      if (range) res.writeHeader('content-range', `bytes ${range.start}-${range.end}/${file.size}`);
+    });
+    if (total === 0) {
+      res.cork(() => res.end());
+      return;
+    }
+    let sent = 0;
+    const buffer = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, total));
+    while (sent < total && !state.aborted) {
+      const want = Math.min(buffer.byteLength, total - sent);
+      const { bytesRead } = await handle.read(buffer, 0, want, start + sent);
+      if (bytesRead === 0) throw new Error('the file shrank while it was being sent');
+      if (state.aborted) return;
+      const chunk = buffer.subarray(0, bytesRead);
+      let ok = false;
+      let done = false;
+      const offsetBefore = res.getWriteOffset();
+      res.cork(() => {
+        [ok, done] = res.tryEnd(chunk, total);
+      });
+      sent += bytesRead;
+      if (done) return;
+      if (!ok) {
+        // uWS kept what it could not send at once; wait until the socket takes the rest.
+        const written = await new Promise<boolean>((resolve) => {
+          state.onAbort = () => resolve(false);
+          res.onWritable((offset) => {
+            const rest = chunk.subarray(offset - offsetBefore);
+            const [ok2, done2] = res.tryEnd(rest, total);
+            if (done2 || ok2) resolve(true);
+            return ok2;
+          });
+        });
+        state.onAbort = undefined;
+        if (!written) return;
+      }
+    }
+  } catch {
+    // Headers may be out already: cut the connection so the client sees an incomplete body.
+    if (!state.aborted) res.close();
+  } finally {
+    await handle?.close().catch(() => undefined);
+    if (file.remove) await unlink(file.path).catch(() => undefined);
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * Metrics: Prometheus exposition through prom-client, and hdr histograms for the percentiles shown
+ * in `GET /v1/endpoints`. The hot path touches only pre-resolved children (no label hashing per
+ * request); gauges are computed when scraped.
+ */
+import * as hdr from 'hdr-histogram-js';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Endpoint } from '../endpoints/endpoint.js';
+
+const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+interface EndpointSeries {
+  byStatus: Map<number, Counter.Internal>;
+  latency: Histogram.Internal<'endpoint'>;
+  hdr: hdr.Histogram;
+}
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'endpoint' | 'status'>;
+  private readonly latency: Histogram<'endpoint'>;
+  private readonly series = new Map<string, EndpointSeries>();
+
+  constructor(endpoints: () => Iterable<Endpoint>) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'switchyard_process_' });
+    this.requests = new Counter({ name: 'switchyard_requests_total', help: 'Requests finished, by endpoint and HTTP status.', labelNames: ['endpoint', 'status'], registers });
+    this.latency = new Histogram({
+      name: 'switchyard_request_duration_seconds',
+      help: 'Time from admission to the last byte handed to the socket, by endpoint.',
+      labelNames: ['endpoint'],
+      buckets: LATENCY_BUCKETS_S,
+      registers,
+    });
+    new Gauge({
+      name: 'switchyard_in_flight_requests',
+      help: 'Requests holding a replica concurrency token.',
+      labelNames: ['endpoint'],
+      registers,
+      collect() {
+        for (const ep of endpoints()) this.set({ endpoint: ep.name }, ep.inFlight);
+      },
+    });
+    new Gauge({
+      name: 'switchyard_queue_depth',
+      help: 'Requests waiting for a replica.',
+      labelNames: ['endpoint'],
+      registers,
+      collect() {
+        for (const ep of endpoints()) this.set({ endpoint: ep.name }, ep.queued);
+      },
+    });
+    new Gauge({
+      name: 'switchyard_replicas',
+      help: 'Replicas by lifecycle state.',
+      labelNames: ['endpoint', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const ep of endpoints()) {
+          const counts: Record<string, number> = { starting: 0, ready: 0, draining: 0 };
+          for (const r of ep.replicas) counts[r.state] = (counts[r.state] ?? 0) + 1;
+          for (const [state, n] of Object.entries(counts)) this.set({ endpoint: ep.name, state }, n);
+        }
+      },
+    });
+    new Gauge({
+      name: 'switchyard_desired_replicas',
+      help: 'Replica count the endpoint converges to (autoscaler output).',
+      labelNames: ['endpoint'],
+      registers,
+      collect() {
+        for (const ep of endpoints()) this.set({ endpoint: ep.name }, ep.desired);
+      },
+    });
+  }
+
+  private seriesFor(endpoint: string): EndpointSeries {
+    let s = this.series.get(endpoint);
+    if (!s) {
+      s = {
+        byStatus: new Map(),
+        latency: this.latency.labels(endpoint),
+        // 1 µs .. 1 h, 3 significant digits: autocannon's choice.
+        hdr: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 }),
+      };
+      this.series.set(endpoint, s);
+    }
+    return s;
+  }
+
+  /** Hot path: one call per finished request. */
+  onFinished(endpoint: string, status: number, latencyMs: number): void {
+    const s = this.seriesFor(endpoint);
+    let counter = s.byStatus.get(status);
+    if (!counter) {
+      counter = this.requests.labels(endpoint, String(status));
+      s.byStatus.set(status, counter);
+    }
+    counter.inc();
+    if (status < 400) {
+      s.latency.observe(latencyMs / 1000);
+      s.hdr.recordValue(Math.max(1, Math.round(latencyMs * 1000)));
+    }
+  }
+
+  /** Latency percentiles in ms for successful requests since start. */
+  percentiles(endpoint: string): { count: number; p50: number; p90: number; p99: number; p999: number; max: number } {
+    const h = this.seriesFor(endpoint).hdr;
+    const at = (q: number) => h.getValueAtPercentile(q) / 1000;
+    return { count: h.totalCount, p50: at(50), p90: at(90), p99: at(99), p999: at(99.9), max: h.maxValue / 1000 };
+  }
+
+  async exposition(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * The code inside one replica's worker thread. Piscina starts the thread and runs `setup` as a
+ * task; after that, requests arrive in batches on a dedicated MessagePort (one message per
+ * gateway event-loop turn, msgpack in a transferred buffer) and frames go back the same way,
+ * batched per turn of this thread. A piscina task per request would cost ~32 µs of CPU each.
+ *
+ * Cancellation is cooperative: a `cancel` aborts the request's AbortSignal and stops its stream
+ * generator. Streams are credit-based: the replica sends at most `credit` chunks ahead of what
+ * the gateway has written to the client, so a slow reader pauses the generator.
+ */
+import { mkdirSync } from 'node:fs';
+import type { MessagePort } from 'node:worker_threads';
+import { SwitchyardError, toSwitchyardError } from '../../gateway/errors.js';
+import type { Predictor, PredictRequest } from '../predictor/api.js';
+import { loadPredictor } from '../predictor/loader.js';
+import {
+  DEFAULT_STREAM_CREDIT,
+  pack,
+  unpack,
+  type ControlMessage,
+  type ReplyFrame,
+  type RequestBatch,
+  type RequestEnvelope,
+} from '../protocol/envelopes.js';
+import { chunkBytes, decodeBody, encodeResult } from './encode.js';
+import { resolveOutputFile } from './output-files.js';
+
+export interface SetupTask {
+  op: 'setup';
+  port: MessagePort;
+  endpoint: string;
+  replicaId: string;
+  device: string;
+  predictorPath?: string;
+  modelPath?: string;
+  outputDir: string;
+  settings: Record<string, unknown>;
+  keepFiles: boolean;
+}
+
+export interface StopTask {
+  op: 'stop';
+}
+
+interface Active {
+  controller: AbortController;
+  credit: number;
+  resumeStream?: () => void;
+}
+
+let predictor: Predictor | undefined;
+let setupTask: SetupTask | undefined;
+let port: MessagePort | undefined;
+const active = new Map<number, Active>();
+let outbox: ReplyFrame[] = [];
+let flushScheduled = false;
+
+function flush(): void {
+  flushScheduled = false;
+  if (outbox.length === 0 || !port) return;
+  const packed = pack({ frames: outbox });
+  outbox = [];
+  // msgpackr packs into a shared scratch buffer: copy before transferring.
+  const owned = Uint8Array.prototype.slice.call(packed);
+  port.postMessage(owned, [owned.buffer]);
+}
+
+function emit(frame: ReplyFrame): void {
+  outbox.push(frame);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flush);
+  }
+}
+
+function emitError(id: number, err: unknown, fallback: 'SY_PREDICTOR_ERROR' | 'SY_INTERNAL' = 'SY_PREDICTOR_ERROR'): void {
+  const e = toSwitchyardError(err, fallback);
+  emit({ t: 'error', id, error: { code: e.code, message: e.message } });
+}
+
+function onMessage(bytes: Uint8Array): void {
+  const msg = unpack<RequestBatch | ControlMessage>(bytes);
+  if ('reqs' in msg) {
+    for (const env of msg.reqs) void handle(env);
+    return;
+  }
+  const raw = msg;
+  const entry = active.get(raw.id);
+  if (!entry) return;
+  if (raw.t === 'cancel') {
+    entry.controller.abort(new SwitchyardError('SY_CANCELLED', 'the request was cancelled'));
+    entry.resumeStream?.();
+  } else if (raw.t === 'credit') {
+    entry.credit += raw.n;
+    entry.resumeStream?.();
+  }
+}
+
+async function handle(env: RequestEnvelope): Promise<void> {
+  const controller = new AbortController();
+  const entry: Active = { controller, credit: env.credit ?? DEFAULT_STREAM_CREDIT };
+  active.set(env.id, entry);
+  try {
+    const { input, stream } = env.input !== undefined ? { input: env.input, stream: env.stream === true } : decodeBody(env.body, env.bodyType);
+    const req: PredictRequest = {
+      id: String(env.id),
+      headers: env.headers ?? {},
+      accept: env.fileType,
+      deadline: env.deadline,
+      signal: controller.signal,
+    };
+    if (stream || env.stream) await runStream(env.id, input, req, entry);
+    else await runUnary(env, input, req);
+  } catch (err) {
+    if (!controller.signal.aborted) emitError(env.id, err);
+  } finally {
+    active.delete(env.id);
+  }
+}
+
+async function runUnary(env: RequestEnvelope, input: unknown, req: PredictRequest): Promise<void> {
+  const result = await predictor!.predict(input, req);
+  if (req.signal.aborted) return;
+  if (env.fileType) {
+    if (typeof result === 'string') {
+      const file = resolveOutputFile(result, setupTask!.outputDir);
+      emit({ t: 'file', id: env.id, path: file.path, size: file.size, contentType: env.fileType, remove: !setupTask!.keepFiles });
+      return;
+    }
+    // Not a path: the predictor chose to answer inline (e.g. base64 or bytes).
+  }
+  const { body, contentType } = encodeResult(result, env.encoding);
+  emit({ t: 'result', id: env.id, body, contentType });
+}
+
+async function runStream(id: number, input: unknown, req: PredictRequest, entry: Active): Promise<void> {
+  if (typeof predictor!.predictStream !== 'function') {
+    throw new SwitchyardError('SY_STREAM_UNSUPPORTED', 'this endpoint does not stream: its predictor has no predictStream()');
+  }
+  const iterable = predictor!.predictStream(input, req);
+  emit({ t: 'start', id });
+  // for-await calls the generator's return() on break or throw, so its finally blocks run.
+  for await (const chunk of iterable as AsyncIterable<unknown>) {
+    if (req.signal.aborted) break;
+    emit({ t: 'chunk', id, data: chunkBytes(chunk) });
+    entry.credit -= 1;
+    while (entry.credit <= 0 && !req.signal.aborted) {
+      await new Promise<void>((resolve) => {
+        entry.resumeStream = resolve;
+      });
+      entry.resumeStream = undefined;
+    }
+    if (req.signal.aborted) break;
+  }
+  if (!req.signal.aborted) emit({ t: 'end', id });
+}
+
+async function setup(task: SetupTask): Promise<void> {
+  setupTask = task;
+  mkdirSync(task.outputDir, { recursive: true });
+  predictor = await loadPredictor({ predictorPath: task.predictorPath, modelPath: task.modelPath });
+  if (typeof predictor.setup === 'function') {
+    try {
+      await predictor.setup({
+        endpoint: task.endpoint,
+        replicaId: task.replicaId,
+        device: task.device,
+        outputDir: task.outputDir,
+        modelPath: task.modelPath,
+        settings: task.settings,
+      });
+    } catch (err) {
+      throw new SwitchyardError('SY_PREDICTOR_ERROR', `setup() failed: ${(err as Error)?.message ?? String(err)}`);
+    }
+  }
+  if (typeof predictor.ready === 'function' && !(await predictor.ready())) {
+    throw new SwitchyardError('SY_PREDICTOR_ERROR', 'the predictor reported not ready after setup()');
+  }
+  port = task.port;
+  port.on('message', onMessage);
+}
+
+async function stop(): Promise<void> {
+  for (const entry of active.values()) entry.controller.abort(new SwitchyardError('SY_CANCELLED', 'the replica is stopping'));
+  flush();
+  try {
+    await predictor?.teardown?.();
+  } finally {
+    port?.close();
+  }
+}
+
+export type TaskResult = { ok: true } | { ok: false; error: { code: string; message: string } };
+
+/** Piscina's task entry. Errors come back as data (code + message): Error properties do not survive the hop. */
+export default async function run(task: SetupTask | StopTask): Promise<TaskResult> {
+  try {
+    if (task.op === 'setup') await setup(task);
+    else await stop();
+    return { ok: true };
+  } catch (err) {
+    const e = toSwitchyardError(err, 'SY_PREDICTOR_ERROR');
+    return { ok: false, error: { code: e.code, message: e.message } };
+  }
+}
