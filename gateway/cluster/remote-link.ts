@@ -13,7 +13,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { nuid, type Msg, type Subscription } from '@nats-io/transport-node';
+import { setTimeout as delay } from 'node:timers/promises';
+import { nuid, RequestError, TimeoutError, type Msg, type Subscription } from '@nats-io/transport-node';
 import { fromWire, SwitchyardError, toSwitchyardError } from '../errors.js';
 import { pack, unpack, type ControlMessage, type ReplyFrame, type RequestEnvelope } from '../../workers/protocol/envelopes.js';
 import type { ReplicaLink, ReplicaLinkEvents, ReplicaPlacement } from '../../workers/protocol/link.js';
@@ -50,6 +51,7 @@ function isNodeMessage(m: unknown): m is { name: string; incarnation: string } {
 
 /** At most one discover (or reincarnate per node) per this interval, however many triggers. */
 const NUDGE_INTERVAL_MS = 1_000;
+const NO_RESPONDERS_RETRY_MS = 100;
 
 export class RemoteCluster {
   readonly gatewayId = nuid.next();
@@ -336,13 +338,22 @@ export class RemoteReplicaLink implements ReplicaLink {
 
   private async place(req: PlaceRequest): Promise<PlaceReply> {
     const nc = this.cluster.connection.nc;
-    try {
-      const msg = await nc.request(this.cluster.connection.subjects.place(this.node), pack(req), { timeout: this.cluster.placementTimeoutMs });
-      return unpack<PlaceReply>(msg.data);
-    } catch (err) {
-      const name = (err as Error).name;
-      const why = name === 'TimeoutError' ? `did not report it ready within ${this.cluster.placementTimeoutMs} ms` : name === 'NoRespondersError' ? 'is not listening' : (err as Error).message;
-      throw new SwitchyardError('SY_NO_REPLICA', `placing ${this.replicaId} on node ${this.node} failed: the node ${why}`);
+    const deadline = Date.now() + this.cluster.placementTimeoutMs;
+    for (;;) {
+      try {
+        const timeout = Math.max(1, deadline - Date.now());
+        const msg = await nc.request(this.cluster.connection.subjects.place(this.node), pack(req), { timeout });
+        return unpack<PlaceReply>(msg.data);
+      } catch (err) {
+        const noResponders = err instanceof RequestError && err.isNoResponders();
+        // Right after a NATS outage the gateway may be back before the node has resubscribed.
+        if (noResponders && this.state === 'starting' && Date.now() + NO_RESPONDERS_RETRY_MS < deadline && this.cluster.membership.isRoutable(this.node, req.incarnation)) {
+          await delay(NO_RESPONDERS_RETRY_MS);
+          continue;
+        }
+        const why = err instanceof TimeoutError ? `did not report it ready within ${this.cluster.placementTimeoutMs} ms` : noResponders ? 'is not listening' : (err as Error).message;
+        throw new SwitchyardError('SY_NO_REPLICA', `placing ${this.replicaId} on node ${this.node} failed: the node ${why}`);
+      }
     }
   }
 
