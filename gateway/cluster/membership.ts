@@ -12,6 +12,7 @@
  * replicas the gateway already re-placed elsewhere.
  */
 import type { DeviceInfo } from '../../native/devices.js';
+import type { ClusterConfig } from '../config/schema.js';
 import type { NodeAnnounce, NodeHeartbeat, NodeLeave } from './subjects.js';
 
 export interface MembershipTimings {
@@ -41,6 +42,15 @@ export function validateTimings(partial: Partial<MembershipTimings> = {}): Membe
     throw new TypeError('deadAfterMs must be longer than heartbeatIntervalMs × suspectAfterMissed');
   }
   return t;
+}
+
+/** The timings of the `cluster:` config section. */
+export function timingsFromConfig(cluster: Pick<ClusterConfig, 'heartbeat_interval_ms' | 'suspect_after_missed' | 'dead_after_ms'>): MembershipTimings {
+  return validateTimings({
+    heartbeatIntervalMs: cluster.heartbeat_interval_ms,
+    suspectAfterMissed: cluster.suspect_after_missed,
+    deadAfterMs: cluster.dead_after_ms,
+  });
 }
 
 export type NodeState = 'alive' | 'suspect';

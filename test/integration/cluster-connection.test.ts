@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { nkeys } from '@nats-io/transport-node';
-import { ClusterConnection, FragmentAssembler, type ConnectionStatus } from '../../gateway/cluster/connection.js';
+import { ClusterConnection, connectOptionsFromConfig, FragmentAssembler, type ConnectionStatus } from '../../gateway/cluster/connection.js';
+import { validateConfig } from '../../gateway/config/load.js';
 import { NatsServer } from '../helpers/nats-server.js';
 
 function nextStatus(conn: ClusterConnection, type: ConnectionStatus['type']): Promise<ConnectionStatus> {
@@ -47,6 +48,23 @@ describe('cluster connection', () => {
       assert.equal(conn.state, 'connected');
       await conn.close();
       assert.equal(conn.state, 'closed');
+    }
+  });
+
+  it('connects with the credentials of a validated cluster config section', async () => {
+    const config = validateConfig({
+      endpoints: {},
+      cluster: { nats: `nats://127.0.0.9:1, ${server.url}`, user: 'node', password: 'right-password', prefix: 'acme.sy' },
+    });
+    const conn = await ClusterConnection.connect(connectOptionsFromConfig(config.cluster!, 'gateway-test'));
+    try {
+      assert.equal(conn.subjects.announce, 'acme.sy.announce');
+      const reply = conn.nc.subscribe('acme.sy.echo', { callback: (_err, msg) => void msg.respond(msg.data) });
+      const answer = await conn.nc.request('acme.sy.echo', new Uint8Array([1, 2]));
+      assert.ok(answer.subject.startsWith('acme.sy._inbox.'), `replies come back under the prefix (got ${answer.subject})`);
+      reply.unsubscribe();
+    } finally {
+      await conn.close();
     }
   });
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Membership, validateTimings, type MembershipEvent } from '../../gateway/cluster/membership.js';
+import { Membership, timingsFromConfig, validateTimings, type MembershipEvent } from '../../gateway/cluster/membership.js';
+import { validateConfig } from '../../gateway/config/load.js';
 import type { NodeAnnounce, NodeHeartbeat } from '../../gateway/cluster/subjects.js';
 
 function announce(name: string, incarnation: string, region = 'eu'): NodeAnnounce {
@@ -122,6 +123,12 @@ describe('Membership', () => {
     m.heartbeat(beat('b', 'j1'), 900);
     assert.deepEqual(m.tick(1_100), [{ type: 'dead', name: 'a', incarnation: 'i1', reason: 'timeout' }]);
     assert.deepEqual(m.list().map((n) => [n.name, n.region]), [['b', 'us']]);
+  });
+
+  it('takes its timings from the cluster config section', () => {
+    const config = validateConfig({ endpoints: {}, cluster: { nats: 'nats://127.0.0.1:4222', dead_after_ms: 2_000 } });
+    assert.deepEqual(timingsFromConfig(config.cluster!), { heartbeatIntervalMs: 250, suspectAfterMissed: 3, deadAfterMs: 2_000 });
+    assert.throws(() => validateConfig({ endpoints: {}, cluster: { nats: 'x', heartbeat_interval_ms: 400 } }), /dead_after_ms must be longer/);
   });
 
   it('refuses timings where death would come before suspicion', () => {
