@@ -256,7 +256,12 @@ export class RemoteReplicaLink implements ReplicaLink {
     try {
       this.cluster.register(this);
       const request = this.placeRequest(member.incarnation);
-      const reply = await Promise.race([request.then((req) => this.place(req)), aborted]);
+      const placed = request.then((req) => {
+        // Stopped or lost while artifacts uploaded: never ask the node for it.
+        if (this.state !== 'starting') throw new SwitchyardError('SY_NO_REPLICA', `replica ${this.replicaId} was stopped while starting`);
+        return this.place(req);
+      });
+      const reply = await Promise.race([placed, aborted]);
       if (!reply.ok) throw fromWire(reply.error);
       if ((this.state as LinkState) !== 'starting') throw new SwitchyardError('SY_NO_REPLICA', `replica ${this.replicaId} was stopped while starting`);
       this.state = 'running';

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { ClusterConnection } from '../../gateway/cluster/connection.js';
 import { RemoteCluster, type RemoteReplicaLink } from '../../gateway/cluster/remote-link.js';
-import { pack, type ReplyFrame, type RequestEnvelope } from '../../workers/protocol/envelopes.js';
+import type { PlaceReply, PlaceRequest } from '../../gateway/cluster/subjects.js';
+import { pack, unpack, type ReplyFrame, type RequestEnvelope } from '../../workers/protocol/envelopes.js';
 import type { ReplicaSpec } from '../../workers/pool/thread-link.js';
 import { runNodeAgent, type NodeAgent } from '../../workers/node/agent.js';
 import { NatsServer } from '../helpers/nats-server.js';
@@ -204,6 +205,41 @@ describe('remote replicas through a node agent', () => {
     const elsewhere = cluster.createLink({ replicaId: 'x/cpu/1', endpoint: 'x', device: 'cpu', node: 'no-such-node', region: 'eu' }, spec());
     await assert.rejects(elsewhere.start(new Collector().events), /node no-such-node is not available/);
     assert.deepEqual(agent.hostedKeys(), [], 'failed placements leave nothing behind');
+  });
+
+  it('gives up a replica stopped while it is still being placed, on both sides', async () => {
+    const remote = link();
+    const starting = remote.start(new Collector().events);
+    await remote.stop();
+    await assert.rejects(starting, (err: Error & { code?: string }) => err.code === 'SY_NO_REPLICA' && /stopped while starting/.test(err.message));
+    await waitFor('the node to drop the abandoned replica', () => !agent.hostedKeys().includes(remote.key));
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(!agent.hostedKeys().includes(remote.key), 'the replica did not come back once its setup finished');
+  });
+
+  it('abandons a placement on the node when the stop overtakes it', async () => {
+    const predictor = await (await cluster.artifactStore()).put(predictorFile);
+    const place: PlaceRequest = {
+      key: 'overtaken1',
+      gateway: cluster.gatewayId,
+      incarnation: agent.incarnation,
+      replicaId: 'test@node-a/cpu/raw',
+      endpoint: 'test',
+      device: 'cpu',
+      region: 'eu',
+      predictor,
+      settings: {},
+      produces: [],
+      keepFiles: false,
+    };
+    const s = gatewayConn.subjects;
+    const placed = gatewayConn.nc.request(s.place('node-a'), pack(place), { timeout: 10_000 });
+    const stopped = await gatewayConn.nc.request(s.stop('node-a'), pack({ key: 'overtaken1' }), { timeout: 10_000 });
+    assert.deepEqual(unpack(stopped.data), { ok: true });
+    const reply = unpack<PlaceReply>((await placed).data);
+    assert.equal(reply.ok, false);
+    assert.match(!reply.ok ? reply.error.message : '', /stopped while it started/);
+    assert.ok(!agent.hostedKeys().includes('overtaken1'));
   });
 
   it('tells the gateway when it sends to a replica the node does not have', async () => {

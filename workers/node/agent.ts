@@ -72,6 +72,8 @@ function defaultName(): string {
 export class NodeAgent {
   private incarnationNow = nuid.next();
   private readonly replicas = new Map<string, Hosted>();
+  /** Keys whose placement is under way; a stop removes the key, and the placement gives up. */
+  private readonly placing = new Set<string>();
   private readonly assembler = new FragmentAssembler();
   private readonly cacheDir: string;
   private artifacts: Promise<ArtifactStore> | undefined;
@@ -207,11 +209,24 @@ export class NodeAgent {
     if (!this.devices.some((d) => d.id === req.device)) {
       throw new SwitchyardError('SY_NO_REPLICA', `node ${this.name} does not offer ${req.device} (it offers ${this.devices.map((d) => d.id).join(', ')})`);
     }
-    if (this.replicas.has(req.key)) throw new SwitchyardError('SY_BAD_REQUEST', `replica key ${req.key} is already placed here`);
-    if (this.replicas.size >= this.maxReplicas) throw new SwitchyardError('SY_NO_REPLICA', `node ${this.name} is full (${this.maxReplicas} replicas)`);
+    if (this.replicas.has(req.key) || this.placing.has(req.key)) throw new SwitchyardError('SY_BAD_REQUEST', `replica key ${req.key} is already placed here`);
+    if (new Set([...this.replicas.keys(), ...this.placing]).size >= this.maxReplicas) {
+      throw new SwitchyardError('SY_NO_REPLICA', `node ${this.name} is full (${this.maxReplicas} replicas)`);
+    }
+    this.placing.add(req.key);
+    try {
+      await this.load(req);
+    } finally {
+      this.placing.delete(req.key);
+    }
+  }
+
+  private async load(req: PlaceRequest): Promise<void> {
+    const abandoned = () => new SwitchyardError('SY_NO_REPLICA', `replica ${req.replicaId} was stopped while it started`);
     const store = req.predictor || req.model ? await (this.artifacts ??= ArtifactStore.open(this.connection)) : undefined;
     const predictorPath = req.predictor ? await store!.fetch(req.predictor, this.cacheDir) : undefined;
     const modelPath = req.model ? await store!.fetch(req.model, this.cacheDir) : undefined;
+    if (!this.placing.has(req.key)) throw abandoned();
     const link = new ThreadReplicaLink(
       { replicaId: req.replicaId, endpoint: req.endpoint, device: req.device, node: this.name, region: this.region },
       {
@@ -233,7 +248,7 @@ export class NodeAgent {
     }
     if (this.replicas.get(req.key) !== hosted) {
       await link.stop();
-      throw new SwitchyardError('SY_NO_REPLICA', `replica ${req.replicaId} was stopped while it started`);
+      throw abandoned();
     }
     hosted.ready = true;
     this.log('replica ready', { replica: req.replicaId, key: req.key, device: req.device });
@@ -241,6 +256,7 @@ export class NodeAgent {
 
   private async onStop(msg: Msg): Promise<void> {
     const { key } = unpack<StopRequest>(msg.data);
+    this.placing.delete(key);
     const hosted = this.replicas.get(key);
     if (hosted) {
       this.replicas.delete(key);
