@@ -68,6 +68,8 @@ export const endpointSchema = z
     /** Free-form settings handed to the predictor's setup(ctx). */
     settings: z.record(z.string(), z.unknown()).default({}),
     autoscaling: autoscalingSchema.optional(),
+    /** Regions whose replicas this endpoint prefers, in order (empty: the gateway's own region). */
+    regions: z.array(z.string().min(1)).default([]),
   })
   .strict()
   .refine((e) => (e.predictor === undefined) !== (e.model === undefined), {
@@ -90,9 +92,50 @@ export const serverSchema = z
   })
   .strict();
 
+export const clusterSchema = z
+  .object({
+    /** NATS server URL(s), comma-separated, e.g. `nats://nats.internal:4222`. */
+    nats: z.string().min(1),
+    /** Every cluster subject lives under this prefix; gateways and nodes must agree on it. */
+    prefix: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$/, 'must be dot-separated tokens of letters, digits, "_" or "-"')
+      .default('switchyard'),
+    token: z.string().min(1).optional(),
+    user: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+    /** A file holding an nkey user seed. */
+    nkey_seed_file: z.string().min(1).optional(),
+    /** A NATS `.creds` file. */
+    creds_file: z.string().min(1).optional(),
+    /** Present: TLS is required; the files verify the server and/or identify this client. */
+    tls: z
+      .object({ ca_file: z.string().min(1).optional(), cert_file: z.string().min(1).optional(), key_file: z.string().min(1).optional() })
+      .strict()
+      .optional(),
+    /** How often nodes are expected to heartbeat. */
+    heartbeat_interval_ms: positiveInt.default(250),
+    /** A node that missed this many heartbeats is suspect: no new work goes to it. */
+    suspect_after_missed: positiveInt.default(3),
+    /** A node silent this long is dead: its replicas are lost and re-placed. */
+    dead_after_ms: positiveInt.default(1_000),
+  })
+  .strict()
+  .refine((c) => [c.token, c.user, c.nkey_seed_file, c.creds_file].filter((v) => v !== undefined).length <= 1, {
+    message: 'give one NATS credential: token, user/password, nkey_seed_file or creds_file',
+    path: ['token'],
+  })
+  .refine((c) => (c.user === undefined) === (c.password === undefined), { message: 'user and password go together', path: ['password'] })
+  .refine((c) => c.dead_after_ms > c.heartbeat_interval_ms * c.suspect_after_missed, {
+    message: 'dead_after_ms must be longer than heartbeat_interval_ms × suspect_after_missed',
+    path: ['dead_after_ms'],
+  });
+
 export const configSchema = z
   .object({
     server: serverSchema.default(serverSchema.parse({})),
+    /** Join node agents over NATS; absent, everything runs in this process. */
+    cluster: clusterSchema.optional(),
     endpoints: z.record(z.string().regex(/^[A-Za-z0-9][\w.-]*$/, 'endpoint names are letters, digits, "_", "-" and "."'), endpointSchema),
   })
   .strict();
@@ -101,3 +144,4 @@ export type Config = z.infer<typeof configSchema>;
 export type EndpointConfig = z.infer<typeof endpointSchema>;
 export type AutoscalingConfig = z.infer<typeof autoscalingSchema>;
 export type ServerConfig = z.infer<typeof serverSchema>;
+export type ClusterConfig = z.infer<typeof clusterSchema>;

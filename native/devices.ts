@@ -1,0 +1,115 @@
+/**
+ * What a machine can run replicas on: the CPU always; NVIDIA GPUs when `nvidia-smi` answers (absent
+ * or hung tools mean no GPU, after a short timeout, never an error); Apple CoreML on Apple silicon.
+ * `selectDevices` turns `--devices auto|cpu|cuda:0,...` into the list a node offers, refusing
+ * devices the machine does not have with a message that says which ones it does.
+ */
+import { execFile } from 'node:child_process';
+import os from 'node:os';
+import { ConfigError } from '../gateway/config/load.js';
+import { DEVICE_PATTERN } from '../gateway/config/schema.js';
+
+export type DeviceKind = 'cpu' | 'cuda' | 'coreml';
+
+export interface DeviceInfo {
+  /** `cpu`, `cuda:N` or `coreml`: the name endpoints use in `devices:`. */
+  id: string;
+  kind: DeviceKind;
+  /** Human name: CPU model or GPU product. */
+  name: string;
+  /** Device memory (system memory for the CPU and for Apple's unified memory). */
+  memoryBytes: number;
+  /** Logical cores, for the CPU. */
+  cores?: number;
+}
+
+export interface DiscoverOptions {
+  /** The `nvidia-smi` executable (default: found on PATH). */
+  nvidiaSmi?: string;
+  /** How long `nvidia-smi` may take before the machine counts as GPU-less. */
+  probeTimeoutMs?: number;
+  platform?: NodeJS.Platform;
+  arch?: string;
+}
+
+const DEFAULT_PROBE_TIMEOUT_MS = 3_000;
+const MIB = 1024 * 1024;
+
+export function cpuDevice(): DeviceInfo {
+  const cpus = os.cpus();
+  return {
+    id: 'cpu',
+    kind: 'cpu',
+    name: cpus[0]?.model.trim() || os.arch(),
+    memoryBytes: os.totalmem(),
+    cores: Math.max(1, os.availableParallelism?.() ?? cpus.length),
+  };
+}
+
+/** Parses `nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader` output. */
+export function parseNvidiaSmi(csv: string): DeviceInfo[] {
+  const gpus: DeviceInfo[] = [];
+  for (const line of csv.split(/\r?\n/)) {
+    if (!line.trim()) continue;
+    const parts = line.split(',').map((part) => part.trim());
+    if (parts.length < 3) continue;
+    const index = Number(parts[0]);
+    // The product name may itself hold commas; the index is first and the memory last.
+    const memory = /^(\d+(?:\.\d+)?)\s*MiB$/i.exec(parts[parts.length - 1]);
+    if (!Number.isInteger(index) || index < 0 || !memory) continue;
+    gpus.push({
+      id: `cuda:${index}`,
+      kind: 'cuda',
+      name: parts.slice(1, -1).join(', '),
+      memoryBytes: Math.round(Number(memory[1]) * MIB),
+    });
+  }
+  return gpus;
+}
+
+function runNvidiaSmi(executable: string, timeoutMs: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    execFile(
+      executable,
+      ['--query-gpu=index,name,memory.total', '--format=csv,noheader'],
+      { timeout: timeoutMs, killSignal: 'SIGKILL', windowsHide: true, maxBuffer: 1024 * 1024 },
+      // Missing binary, no driver, a hung probe: all mean "no NVIDIA GPU here".
+      (err, stdout) => resolve(err ? undefined : stdout),
+    );
+  });
+}
+
+export async function discoverDevices(options: DiscoverOptions = {}): Promise<DeviceInfo[]> {
+  const devices = [cpuDevice()];
+  const out = await runNvidiaSmi(options.nvidiaSmi ?? 'nvidia-smi', options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS);
+  if (out !== undefined) devices.push(...parseNvidiaSmi(out));
+  const platform = options.platform ?? process.platform;
+  const arch = options.arch ?? process.arch;
+  if (platform === 'darwin' && arch === 'arm64') {
+    devices.push({ id: 'coreml', kind: 'coreml', name: devices[0].name, memoryBytes: os.totalmem() });
+  }
+  return devices;
+}
+
+/**
+ * The devices to offer for a `--devices` value: `auto` (everything found), or a comma list of
+ * `cpu`, `cuda:N`, `coreml`, each of which must exist here. Order is kept; duplicates are errors.
+ */
+export function selectDevices(spec: string, available: readonly DeviceInfo[]): DeviceInfo[] {
+  const value = spec.trim();
+  if (value === '') throw new ConfigError('--devices must be "auto" or a comma list like "cpu,cuda:0"');
+  if (value === 'auto') return [...available];
+  const have = available.map((d) => d.id).join(', ');
+  const chosen: DeviceInfo[] = [];
+  for (const raw of value.split(',')) {
+    const id = raw.trim();
+    if (!DEVICE_PATTERN.test(id)) {
+      throw new ConfigError(`--devices: "${id}" is not a device; use "auto" or a comma list of cpu, cuda:N, coreml`);
+    }
+    if (chosen.some((d) => d.id === id)) throw new ConfigError(`--devices: "${id}" is listed twice`);
+    const device = available.find((d) => d.id === id);
+    if (!device) throw new ConfigError(`--devices: this machine has no ${id} (it has: ${have})`);
+    chosen.push(device);
+  }
+  return chosen;
+}

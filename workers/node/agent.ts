@@ -1,0 +1,430 @@
+/**
+ * The node agent: `switchyard node` on any machine. It announces its devices and region under the
+ * subject prefix, heartbeats with its load, and hosts the replicas gateways place on it, each a
+ * worker thread exactly like a local replica (ThreadReplicaLink), bridged to NATS: request batches
+ * in, frame batches out (files as bytes), cancel and credit passed through.
+ *
+ * It subscribes only under its prefix and publishes only there (frames go to gateway ids checked
+ * to be single tokens, replies only to inboxes under the prefix), so no message can make it relay
+ * anything elsewhere. SIGTERM drains: it tells gateways it is draining, lets in-flight requests
+ * finish (bounded), stops its replicas and says goodbye.
+ */
+import { readFile, unlink } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { InvalidArgumentError, type Command } from 'commander';
+import { nuid, type Msg } from '@nats-io/transport-node';
+import { ArtifactStore } from '../../gateway/cluster/artifacts.js';
+import { ClusterConnection, FragmentAssembler, type ClusterAuthOptions } from '../../gateway/cluster/connection.js';
+import {
+  isSubjectToken,
+  replicaSubjectParts,
+  type NodeAnnounce,
+  type NodeHeartbeat,
+  type PlaceReply,
+  type PlaceRequest,
+  type RemoteFrame,
+  type RemoteRequestBatch,
+  type Reincarnate,
+  type StopRequest,
+} from '../../gateway/cluster/subjects.js';
+import { SwitchyardError, toSwitchyardError } from '../../gateway/errors.js';
+import { discoverDevices, selectDevices, type DeviceInfo } from '../../native/devices.js';
+import { ThreadReplicaLink } from '../pool/thread-link.js';
+import { pack, unpack, type ControlMessage, type ReplyFrame } from '../protocol/envelopes.js';
+
+export interface NodeAgentOptions extends ClusterAuthOptions {
+  /** NATS server URL(s), comma-separated. */
+  nats: string;
+  region: string;
+  /** `auto` (default), or a comma list of cpu, cuda:N, coreml. */
+  devices?: string;
+  /** Default: the host name, made subject-safe. */
+  name?: string;
+  prefix?: string;
+  /** Artifact cache and replica output folders live here (default `.switchyard/node-<name>`). */
+  workDir?: string;
+  /** Replicas hosted at once (default: CPU cores). */
+  maxReplicas?: number;
+  heartbeatIntervalMs?: number;
+  /** Longest wait for in-flight requests when draining. */
+  drainTimeoutMs?: number;
+  log?: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+interface Hosted {
+  key: string;
+  gateway: string;
+  link: ThreadReplicaLink;
+  inFlight: Set<number>;
+  outbox: RemoteFrame[];
+  flushScheduled: boolean;
+  ready: boolean;
+}
+
+const TERMINAL = new Set(['result', 'file', 'end', 'error']);
+
+function defaultName(): string {
+  return os.hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64) || 'node';
+}
+
+export class NodeAgent {
+  private incarnationNow = nuid.next();
+  private readonly replicas = new Map<string, Hosted>();
+  /** Keys whose placement is under way; a stop removes the key, and the placement gives up. */
+  private readonly placing = new Set<string>();
+  private readonly assembler = new FragmentAssembler();
+  private readonly cacheDir: string;
+  private artifacts: Promise<ArtifactStore> | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private seq = 0;
+  private draining = false;
+  private closing: Promise<void> | undefined;
+  private readonly log: NonNullable<NodeAgentOptions['log']>;
+
+  private constructor(
+    readonly name: string,
+    readonly region: string,
+    readonly devices: readonly DeviceInfo[],
+    readonly connection: ClusterConnection,
+    private readonly opts: NodeAgentOptions,
+  ) {
+    this.cacheDir = path.join(this.workDir, 'artifacts');
+    this.log = opts.log ?? (() => undefined);
+  }
+
+  static async start(opts: NodeAgentOptions): Promise<NodeAgent> {
+    const name = opts.name ?? defaultName();
+    if (!isSubjectToken(name)) throw new SwitchyardError('SY_BAD_REQUEST', `--name must be 1-64 letters, digits, "_" or "-" (got "${name}")`);
+    if (!opts.region) throw new SwitchyardError('SY_BAD_REQUEST', '--region is required');
+    const devices = selectDevices(opts.devices ?? 'auto', await discoverDevices());
+    const connection = await ClusterConnection.connect({ ...opts, servers: opts.nats, name: `switchyard-node-${name}` });
+    const agent = new NodeAgent(name, opts.region, devices, connection, opts);
+    agent.listen();
+    return agent;
+  }
+
+  get incarnation(): string {
+    return this.incarnationNow;
+  }
+
+  get workDir(): string {
+    return path.resolve(this.opts.workDir ?? path.join('.switchyard', `node-${this.name}`));
+  }
+
+  get maxReplicas(): number {
+    return this.opts.maxReplicas ?? this.devices.find((d) => d.kind === 'cpu')?.cores ?? 1;
+  }
+
+  get isClosing(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /** Replica keys hosted now. */
+  hostedKeys(): string[] {
+    return [...this.replicas.keys()];
+  }
+
+  /** Drains and stops: in-flight work finishes (up to `drainTimeoutMs`), then replicas stop and the connection closes. */
+  close(): Promise<void> {
+    this.closing ??= this.drain();
+    return this.closing;
+  }
+
+  private listen(): void {
+    const s = this.connection.subjects;
+    const nc = this.connection.nc;
+    const on = (subject: string, handle: (msg: Msg) => void | Promise<void>) =>
+      nc.subscribe(subject, {
+        callback: (err, msg) => {
+          if (err) return;
+          Promise.resolve()
+            .then(() => handle(msg))
+            .catch((e: unknown) => this.log('dropped a message', { subject: msg.subject, error: (e as Error).message }));
+        },
+      });
+    on(s.discover, () => this.announce());
+    on(s.place(this.name), (msg) => this.onPlace(msg));
+    on(s.stop(this.name), (msg) => this.onStop(msg));
+    on(s.reincarnate(this.name), (msg) => this.onReincarnate(unpack<Reincarnate>(msg.data)));
+    on(s.nodeReplicas(this.name), (msg) => this.onReplicaMessage(msg));
+    this.connection.onStatus((status) => {
+      if (status.type === 'reconnected') this.announce();
+      if (status.type === 'closed' && !this.closing) void this.stopAll('the node lost its NATS connection for good');
+    });
+    const interval = this.opts.heartbeatIntervalMs ?? 250;
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), interval);
+    this.announce();
+    this.log('node up', { name: this.name, region: this.region, incarnation: this.incarnation, devices: this.devices.map((d) => d.id) });
+  }
+
+  private announce(): void {
+    const msg: NodeAnnounce = {
+      name: this.name,
+      incarnation: this.incarnationNow,
+      region: this.region,
+      devices: [...this.devices],
+      maxReplicas: this.maxReplicas,
+      heartbeatIntervalMs: this.opts.heartbeatIntervalMs ?? 250,
+    };
+    this.connection.publish(this.connection.subjects.announce, pack(msg));
+  }
+
+  private heartbeat(): void {
+    const inFlight: Record<string, number> = {};
+    for (const [key, hosted] of this.replicas) if (hosted.ready) inFlight[key] = hosted.inFlight.size;
+    const msg: NodeHeartbeat = { name: this.name, incarnation: this.incarnationNow, seq: ++this.seq, inFlight, draining: this.draining };
+    this.connection.publish(this.connection.subjects.heartbeat, pack(msg));
+  }
+
+  /** Answers a request, but only on an inbox under our prefix: a node relays nothing. */
+  private reply(msg: Msg, value: unknown): void {
+    if (msg.reply?.startsWith(`${this.connection.subjects.inboxPrefix}.`)) this.connection.publish(msg.reply, pack(value));
+  }
+
+  private async onPlace(msg: Msg): Promise<void> {
+    let req: PlaceRequest;
+    try {
+      req = unpack<PlaceRequest>(msg.data);
+      if (!isSubjectToken(req.key) || !isSubjectToken(req.gateway) || typeof req.replicaId !== 'string' || typeof req.endpoint !== 'string') {
+        throw new SwitchyardError('SY_BAD_REQUEST', 'malformed placement');
+      }
+    } catch (err) {
+      this.reply(msg, { ok: false, error: toSwitchyardError(err, 'SY_BAD_REQUEST').toJSON() } satisfies PlaceReply);
+      return;
+    }
+    try {
+      await this.place(req);
+      this.reply(msg, { ok: true } satisfies PlaceReply);
+    } catch (err) {
+      this.log('placement failed', { replica: req.replicaId, error: (err as Error).message });
+      this.reply(msg, { ok: false, error: toSwitchyardError(err, 'SY_NO_REPLICA').toJSON() } satisfies PlaceReply);
+    }
+  }
+
+  private async place(req: PlaceRequest): Promise<void> {
+    if (this.draining) throw new SwitchyardError('SY_SHUTTING_DOWN', `node ${this.name} is draining`);
+    if (req.incarnation !== this.incarnationNow) throw new SwitchyardError('SY_NO_REPLICA', `node ${this.name} restarted since it was chosen`);
+    if (!this.devices.some((d) => d.id === req.device)) {
+      throw new SwitchyardError('SY_NO_REPLICA', `node ${this.name} does not offer ${req.device} (it offers ${this.devices.map((d) => d.id).join(', ')})`);
+    }
+    if (this.replicas.has(req.key) || this.placing.has(req.key)) throw new SwitchyardError('SY_BAD_REQUEST', `replica key ${req.key} is already placed here`);
+    if (new Set([...this.replicas.keys(), ...this.placing]).size >= this.maxReplicas) {
+      throw new SwitchyardError('SY_NO_REPLICA', `node ${this.name} is full (${this.maxReplicas} replicas)`);
+    }
+    this.placing.add(req.key);
+    try {
+      await this.load(req);
+    } finally {
+      this.placing.delete(req.key);
+    }
+  }
+
+  private async load(req: PlaceRequest): Promise<void> {
+    const abandoned = () => new SwitchyardError('SY_NO_REPLICA', `replica ${req.replicaId} was stopped while it started`);
+    const store = req.predictor || req.model ? await (this.artifacts ??= ArtifactStore.open(this.connection)) : undefined;
+    const predictorPath = req.predictor ? await store!.fetch(req.predictor, this.cacheDir) : undefined;
+    const modelPath = req.model ? await store!.fetch(req.model, this.cacheDir) : undefined;
+    if (!this.placing.has(req.key)) throw abandoned();
+    const link = new ThreadReplicaLink(
+      { replicaId: req.replicaId, endpoint: req.endpoint, device: req.device, node: this.name, region: this.region },
+      {
+        predictorPath,
+        modelPath,
+        outputDir: path.join(this.workDir, 'outputs', req.key),
+        settings: req.settings ?? {},
+        produces: req.produces ?? [],
+        keepFiles: req.keepFiles === true,
+      },
+    );
+    const hosted: Hosted = { key: req.key, gateway: req.gateway, link, inFlight: new Set(), outbox: [], flushScheduled: false, ready: false };
+    this.replicas.set(req.key, hosted);
+    try {
+      await link.start({ onFrames: (frames) => this.onFrames(hosted, frames), onLost: (reason) => this.onLost(hosted, reason) });
+    } catch (err) {
+      this.replicas.delete(req.key);
+      throw err;
+    }
+    if (this.replicas.get(req.key) !== hosted) {
+      await link.stop();
+      throw abandoned();
+    }
+    hosted.ready = true;
+    this.log('replica ready', { replica: req.replicaId, key: req.key, device: req.device });
+  }
+
+  private async onStop(msg: Msg): Promise<void> {
+    const { key } = unpack<StopRequest>(msg.data);
+    this.placing.delete(key);
+    const hosted = this.replicas.get(key);
+    if (hosted) {
+      this.replicas.delete(key);
+      if (hosted.ready) await hosted.link.stop();
+    }
+    this.reply(msg, { ok: true });
+  }
+
+  private async onReincarnate(msg: Reincarnate): Promise<void> {
+    if (msg?.incarnation !== this.incarnationNow || this.closing) return;
+    // A gateway buried this incarnation and re-placed its replicas: start over as a new member.
+    await this.stopAll(`node ${this.name} was declared dead and rejoined`);
+    this.incarnationNow = nuid.next();
+    this.log('rejoining as a new incarnation', { incarnation: this.incarnationNow });
+    this.announce();
+  }
+
+  private onReplicaMessage(msg: Msg): void {
+    const parts = replicaSubjectParts(msg.subject);
+    if (!parts) return;
+    const hosted = this.replicas.get(parts.key);
+    if (parts.kind === 'ctl') {
+      if (!hosted?.ready) return;
+      const control = unpack<ControlMessage>(msg.data);
+      // A cancelled request ends without a frame.
+      if (control.t === 'cancel') hosted.inFlight.delete(control.id);
+      hosted.link.control(control);
+      return;
+    }
+    if (parts.kind !== 'req') return;
+    const data = this.assembler.accept(msg);
+    if (!data) return;
+    const batch = unpack<RemoteRequestBatch>(data);
+    if (!hosted?.ready) {
+      if (isSubjectToken(batch.gateway)) {
+        const subject = this.connection.subjects.lost(batch.gateway, parts.key);
+        this.connection.publish(subject, pack({ reason: `node ${this.name} has no replica ${parts.key}` }));
+      }
+      return;
+    }
+    // Deadlines are the gateway's epoch ms: shift them onto this clock.
+    const skew = Date.now() - (Number(batch.now) || Date.now());
+    for (const req of batch.reqs) {
+      req.deadline += skew;
+      hosted.inFlight.add(req.id);
+    }
+    hosted.link.send(batch.reqs);
+  }
+
+  private onFrames(hosted: Hosted, frames: ReplyFrame[]): void {
+    for (const frame of frames) {
+      if (TERMINAL.has(frame.t)) hosted.inFlight.delete(frame.id);
+      if (frame.t === 'file') void this.shipFile(hosted, frame);
+      else hosted.outbox.push(frame);
+    }
+    this.scheduleFlush(hosted);
+  }
+
+  /** A file exists only on this machine: send its bytes; the gateway writes them to its own folder. */
+  private async shipFile(hosted: Hosted, frame: Extract<ReplyFrame, { t: 'file' }>): Promise<void> {
+    try {
+      const data = await readFile(frame.path);
+      hosted.outbox.push({ t: 'filedata', id: frame.id, data, contentType: frame.contentType });
+    } catch (err) {
+      hosted.outbox.push({ t: 'error', id: frame.id, error: { code: 'SY_PREDICTOR_OUTPUT', message: `cannot read the output file: ${(err as Error).message}` } });
+    }
+    if (frame.remove) await unlink(frame.path).catch(() => undefined);
+    this.scheduleFlush(hosted);
+  }
+
+  /** Frames produced in one turn leave as one message. */
+  private scheduleFlush(hosted: Hosted): void {
+    if (hosted.flushScheduled || hosted.outbox.length === 0) return;
+    hosted.flushScheduled = true;
+    setImmediate(() => {
+      hosted.flushScheduled = false;
+      const frames = hosted.outbox;
+      hosted.outbox = [];
+      if (frames.length) this.connection.publish(this.connection.subjects.frames(hosted.gateway, hosted.key), pack({ frames }));
+    });
+  }
+
+  private onLost(hosted: Hosted, reason: string): void {
+    if (this.replicas.get(hosted.key) !== hosted) return;
+    this.replicas.delete(hosted.key);
+    this.log('replica lost', { key: hosted.key, reason });
+    this.connection.publish(this.connection.subjects.lost(hosted.gateway, hosted.key), pack({ reason }));
+  }
+
+  private async stopAll(reason: string): Promise<void> {
+    const all = [...this.replicas.values()];
+    this.replicas.clear();
+    for (const hosted of all) this.connection.publish(this.connection.subjects.lost(hosted.gateway, hosted.key), pack({ reason }));
+    await Promise.all(all.map((hosted) => hosted.link.stop().catch(() => undefined)));
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    this.heartbeat();
+    const deadline = Date.now() + (this.opts.drainTimeoutMs ?? 10_000);
+    while (Date.now() < deadline && [...this.replicas.values()].some((h) => h.inFlight.size > 0)) await delay(50);
+    clearInterval(this.heartbeatTimer);
+    const all = [...this.replicas.values()];
+    this.replicas.clear();
+    await Promise.all(all.map((hosted) => hosted.link.stop().catch(() => undefined)));
+    this.connection.publish(this.connection.subjects.leave, pack({ name: this.name, incarnation: this.incarnationNow }));
+    await this.connection.close();
+    this.log('node stopped', { name: this.name });
+  }
+}
+
+export function runNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent> {
+  return NodeAgent.start(opts);
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+/** Adds `switchyard node ...` to the CLI. */
+export function registerNodeCommand(program: Command): Command {
+  return program
+    .command('node')
+    .description('run a node agent: offer this machine\'s devices to gateways over NATS')
+    .requiredOption('--nats <url>', 'NATS server URL(s), comma-separated')
+    .requiredOption('--region <name>', 'the region this machine is in')
+    .option('--devices <list>', 'auto, or a comma list of cpu, cuda:N, coreml', 'auto')
+    .option('--name <name>', 'node name (default: the host name)')
+    .option('--token <token>', 'NATS token')
+    .option('--user <user>', 'NATS user')
+    .option('--password <password>', 'NATS password')
+    .option('--nkey-seed <file>', 'file holding an nkey user seed')
+    .option('--creds <file>', 'NATS .creds file')
+    .option('--tls-ca <file>', 'CA to verify the NATS server (enables TLS)')
+    .option('--tls-cert <file>', 'client certificate for TLS')
+    .option('--tls-key <file>', 'client key for TLS')
+    .option('--prefix <prefix>', 'subject prefix shared with the gateway', 'switchyard')
+    .option('--work-dir <dir>', 'artifact cache and output folder')
+    .option('--max-replicas <n>', 'replicas this node hosts at once', positiveInt)
+    .action(async (o: Record<string, string | number | undefined>) => {
+      const str = (k: string) => (o[k] === undefined ? undefined : String(o[k]));
+      const tls = o.tlsCa || o.tlsCert || o.tlsKey ? { caFile: str('tlsCa'), certFile: str('tlsCert'), keyFile: str('tlsKey') } : undefined;
+      const agent = await runNodeAgent({
+        nats: String(o.nats),
+        region: String(o.region),
+        devices: str('devices'),
+        name: str('name'),
+        prefix: str('prefix'),
+        token: str('token'),
+        user: str('user'),
+        password: str('password'),
+        nkeySeedFile: str('nkeySeed'),
+        credsFile: str('creds'),
+        tls,
+        workDir: str('workDir'),
+        maxReplicas: o.maxReplicas === undefined ? undefined : Number(o.maxReplicas),
+        log: (message, fields) => console.log(JSON.stringify({ time: Date.now(), msg: message, ...fields })),
+      });
+      const stop = () => void agent.close().then(() => process.exit(0), () => process.exit(1));
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      agent.connection.onStatus((status) => {
+        if (status.type === 'closed' && !agent.isClosing) {
+          console.error(`switchyard node: NATS connection closed${status.error ? `: ${status.error.message}` : ''}`);
+          process.exit(1);
+        }
+      });
+    });
+}
