@@ -23,25 +23,29 @@ export class UwsFallbackError extends Error {
   readonly code = 'SY_UWS_NATIVE_MISSING';
 }
 
-export function loadUws(options: { allowJsFallback?: boolean } = {}): LoadedUws {
-  if (!cached) {
-    const binary = `uWebSockets.js/binaries/uws_${process.platform}_${process.arch}_${process.versions.modules}.node`;
-    try {
-      cached = { uws: require(binary) as typeof UwsTypes, native: true };
-    } catch (err) {
-      cached = {
-        uws: require('uWebSockets.js/dist/index') as typeof UwsTypes,
-        native: false,
-        fallbackReason: (err as Error).message.split('\n')[0],
-      };
-    }
+export const NATIVE_BINARY = `uWebSockets.js/binaries/uws_${process.platform}_${process.arch}_${process.versions.modules}.node`;
+
+function load(binary: string): LoadedUws {
+  try {
+    return { uws: require(binary) as typeof UwsTypes, native: true };
+  } catch (err) {
+    return {
+      uws: require('uWebSockets.js/dist/index') as typeof UwsTypes,
+      native: false,
+      fallbackReason: (err as Error).message.split('\n')[0],
+    };
   }
-  if (!cached.native && !options.allowJsFallback) {
+}
+
+/** `binary` is for tests: a path that does not load stands for a platform without the native build. */
+export function loadUws(options: { allowJsFallback?: boolean; binary?: string } = {}): LoadedUws {
+  const loaded = options.binary ? load(options.binary) : (cached ??= load(NATIVE_BINARY));
+  if (!loaded.native && !options.allowJsFallback) {
     throw new UwsFallbackError(
-      `the uWebSockets.js native binary did not load (${cached.fallbackReason}); ` +
+      `the uWebSockets.js native binary did not load (${loaded.fallbackReason}); ` +
         'its pure-JS fallback is many times slower. Use Node.js 20 on linux/macOS x64/arm64, ' +
         'or start with --allow-js-fallback (server.allow_js_fallback: true) to serve anyway.',
     );
   }
-  return cached;
+  return loaded;
 }
