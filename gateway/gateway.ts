@@ -12,7 +12,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import pino, { type Logger } from 'pino';
 import { loadUws, type us_listen_socket } from '../native/uws.js';
 import { AutoscaleController } from './autoscaler/controller.js';
-import { ClusterReplicaFactory } from './cluster/cluster-factory.js';
+import { ClusterReplicaFactory, clusterView } from './cluster/cluster-factory.js';
 import { ClusterConnection, connectOptionsFromConfig } from './cluster/connection.js';
 import { timingsFromConfig, type MembershipEvent } from './cluster/membership.js';
 import { RemoteCluster } from './cluster/remote-link.js';
@@ -48,7 +48,7 @@ async function openCluster(config: Readonly<Config>): Promise<GatewayCluster | u
   const connection = await ClusterConnection.connect(connectOptionsFromConfig(config.cluster, `switchyard-gateway-${config.server.region}`));
   try {
     const remote = await RemoteCluster.open(connection, { timings: timingsFromConfig(config.cluster) });
-    return { connection, remote, factory: new ClusterReplicaFactory({ cluster: remote, region: config.server.region }) };
+    return { connection, remote, factory: new ClusterReplicaFactory({ cluster: clusterView(remote), region: config.server.region }) };
   } catch (err) {
     await connection.close();
     throw err;
@@ -208,7 +208,7 @@ export class Gateway {
         devices: n.devices.map((d) => ({ id: d.id, kind: d.kind, name: d.name })),
         max_replicas: n.maxReplicas,
         replicas: Object.keys(n.inFlight).length,
-        replicas_of_this_gateway: factory.share(n.name)?.ours ?? 0,
+        replicas_of_this_gateway: factory.placedOn(n.name),
         in_flight: Object.values(n.inFlight).reduce((a, b) => a + b, 0),
         last_seen_ms_ago: Math.max(0, now - n.lastSeenAt),
       })),

@@ -15,34 +15,44 @@ import type { EndpointConfig } from '../config/schema.js';
 import { deviceMatches, placeReplicas, type PlacementCandidate } from '../autoscaler/placer.js';
 import type { ReplicaFactory } from '../endpoints/endpoint.js';
 import { defaultOutputDir, localDeviceLimit, LocalReplicaFactory } from '../endpoints/local-replicas.js';
-import type { ReplicaLink } from '../../workers/protocol/link.js';
+import type { ReplicaLink, ReplicaPlacement } from '../../workers/protocol/link.js';
 import type { ReplicaSpec } from '../../workers/pool/thread-link.js';
-import { RemoteReplicaLink, type RemoteCluster } from './remote-link.js';
+import type { NodeMember } from './membership.js';
+import type { RemoteCluster } from './remote-link.js';
 
 const LOCAL_NODE = 'local';
 
+/** A link to a replica on a node; `key` names it in that node's heartbeats. */
+export type KeyedLink = ReplicaLink & { readonly key: string };
+
+/** What placement needs of the cluster (a RemoteCluster, through `clusterView`, or a fake in tests). */
+export interface ClusterView {
+  /** Nodes that may take new replicas now: alive, not draining, and reachable. */
+  routableNodes(): NodeMember[];
+  createLink(placement: ReplicaPlacement, spec: ReplicaSpec): KeyedLink;
+}
+
+export function clusterView(cluster: RemoteCluster): ClusterView {
+  return {
+    routableNodes: () => (cluster.connection.state === 'closed' ? [] : cluster.nodes().filter((n) => cluster.membership.isRoutable(n.name))),
+    createLink: (placement, spec) => cluster.createLink(placement, spec),
+  };
+}
+
 export interface ClusterReplicaFactoryOptions {
-  cluster: RemoteCluster;
+  cluster: ClusterView;
   /** The gateway's region: its own pools stand there, and endpoints without `regions` prefer it. */
   region: string;
 }
 
-/** One node's share as this gateway sees it. */
-export interface NodeShare {
-  /** Replicas of this gateway on the node, starting or running. */
-  ours: number;
-  /** Replica slots the node has left for anyone. */
-  free: number;
-}
-
 export class ClusterReplicaFactory implements ReplicaFactory {
   readonly region: string;
-  private readonly cluster: RemoteCluster;
+  private readonly cluster: ClusterView;
   private readonly local: LocalReplicaFactory;
   /** Local replicas per device, created here and not yet released. */
   private readonly localUsed = new Map<string, number>();
   /** Remote links per node name, created here and not yet released. */
-  private readonly remote = new Map<string, Set<RemoteReplicaLink>>();
+  private readonly remote = new Map<string, Set<KeyedLink>>();
   private seq = 0;
 
   constructor(options: ClusterReplicaFactoryOptions) {
@@ -64,9 +74,9 @@ export class ClusterReplicaFactory implements ReplicaFactory {
   }
 
   released(link: ReplicaLink): void {
-    if (link instanceof RemoteReplicaLink) {
+    if (link.node !== LOCAL_NODE) {
       const links = this.remote.get(link.node);
-      links?.delete(link);
+      links?.delete(link as KeyedLink);
       if (links?.size === 0) this.remote.delete(link.node);
       return;
     }
@@ -75,14 +85,17 @@ export class ClusterReplicaFactory implements ReplicaFactory {
     this.local.released(link);
   }
 
-  /** How full a node is from here; undefined for a node not (or no longer) routable. */
-  share(node: string): NodeShare | undefined {
-    const member = this.cluster.node(node);
-    if (!member || !this.cluster.membership.isRoutable(node) || this.cluster.connection.state === 'closed') return undefined;
-    const ours = new Set([...(this.remote.get(node) ?? [])].map((link) => link.key));
+  /** Replicas this gateway has on `node`, starting or running. */
+  placedOn(node: string): number {
+    return this.remote.get(node)?.size ?? 0;
+  }
+
+  /** Replica slots `member` has left: its bound, less ours and those other gateways report there. */
+  private freeOn(member: NodeMember): number {
+    const ours = new Set([...(this.remote.get(member.name) ?? [])].map((link) => link.key));
     let elsewhere = 0;
     for (const key of Object.keys(member.inFlight)) if (!ours.has(key)) elsewhere++;
-    return { ours: ours.size, free: Math.max(0, member.maxReplicas - ours.size - elsewhere) };
+    return Math.max(0, member.maxReplicas - ours.size - elsewhere);
   }
 
   /** Every pool with room that the endpoint may use, as placer candidates. */
@@ -95,11 +108,11 @@ export class ClusterReplicaFactory implements ReplicaFactory {
       }
     }
     if (config.placement !== 'local') {
-      for (const member of this.cluster.nodes()) {
-        const share = this.share(member.name);
-        if (!share || share.free === 0) continue;
+      for (const member of this.cluster.routableNodes()) {
+        const free = this.freeOn(member);
+        if (free === 0) continue;
         for (const device of member.devices) {
-          if (wanted(device.id)) candidates.push({ node: member.name, region: member.region, device: device.id, free: share.free });
+          if (wanted(device.id)) candidates.push({ node: member.name, region: member.region, device: device.id, free });
         }
       }
     }
