@@ -17,8 +17,9 @@ export const CLI = fileURLToPath(new URL('../../gateway/cli/main.js', import.met
 
 /**
  * A compiled fixture copied to `dir` as an `.mjs` file. A predictor travels to a node as one file
- * and lands in the node's artifact cache, outside any package.json that says "type": "module", so
- * only the `.mjs` extension keeps it an ES module there.
+ * and lands in the node's artifact cache, outside any package.json that says "type": "module";
+ * the `.mjs` extension keeps it an ES module there on every Node version the project supports
+ * (syntax detection of `.js` files only arrived in Node 20.19).
  */
 export function fixtureModule(name: string, dir: string): string {
   const target = path.join(dir, `${name}.mjs`);

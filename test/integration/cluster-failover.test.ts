@@ -124,6 +124,26 @@ describe('fail-over across node agents', () => {
     for (const node of nodesOf('echo')) assert.ok(survivors.includes(node), `echo replica on ${node}`);
   });
 
+  it('moves the replicas of a node that drains (SIGTERM) to another without failing a request', async () => {
+    const [draining] = nodesOf('echo');
+    const fresh = startNodeAgent({ nats: server.url, name: 'n4', region: 'eu', maxReplicas: 4, workDir: dir });
+    nodes.set('n4', fresh);
+    await fresh.up;
+    await waitFor('the gateway to see n4', async () => ((await (await fetch(`${gw.url}/v1/endpoints`)).json()) as any).cluster.nodes.some((n: any) => n.name === 'n4'));
+    const outcome = await runLoad({
+      url: `${gw.url}/inference/echo`,
+      total: 1_500,
+      concurrency: 16,
+      body: { value: 'w' },
+      onProgress: (finished) => {
+        if (finished === 300) nodes.get(draining)!.child.kill('SIGTERM');
+      },
+    });
+    assert.equal(failures(outcome), 0, JSON.stringify(outcome.failed));
+    assert.equal(await nodes.get(draining)!.exited, 0, 'the drained node exited cleanly');
+    await waitFor('every replica to be on n4', () => nodesOf('echo').join() === 'n4,n4' && nodesOf('s').join() === 'n4');
+  });
+
   it('recovers from a nats-server restart mid-load without a gateway restart', async (t) => {
     const url = `${gw.url}/inference/echo`;
     // Requests lost with the connection end at their deadline; keep it short so the outage is short for clients too.
