@@ -68,12 +68,15 @@ export interface NodeAgentOptions {
   maxReplicas?: number;
   /** Extra environment, e.g. SWITCHYARD_TEST_DELAY_MS for a slow node. */
   env?: Record<string, string>;
+  /** More `switchyard node` options, e.g. other credentials. */
+  args?: string[];
 }
 
 export function startNodeAgent(opts: NodeAgentOptions): NodeAgentHandle {
   const args = ['node', '--nats', opts.nats, '--name', opts.name, '--region', opts.region, '--devices', 'cpu', '--work-dir', path.join(opts.workDir, opts.name)];
   if (opts.token) args.push('--token', opts.token);
   if (opts.maxReplicas) args.push('--max-replicas', String(opts.maxReplicas));
+  if (opts.args) args.push(...opts.args);
   const handle = spawnCli(args, opts.env);
   const up = new Promise<void>((resolve, reject) => {
     const check = () => {
@@ -117,6 +120,7 @@ export async function startClusterGateway(raw: {
   nats: string;
   token?: string;
   region: string;
+  /** More `cluster:` fields (other credentials, timings). */
   cluster?: Record<string, unknown>;
   endpoints: Record<string, Record<string, unknown>>;
 }): Promise<TestGateway> {
