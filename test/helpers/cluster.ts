@@ -130,7 +130,11 @@ export async function startClusterGateway(raw: {
     endpoints: raw.endpoints,
   });
   const gateway = await Gateway.start(config, { logger: pino({ level: 'silent' }) });
-  if (!(await gateway.whenReady(20_000))) {
+  // Every replica ready, not just one per endpoint (what readiness asks), so placements are settled.
+  const settled = () => [...gateway.endpoints.values()].every((ep) => ep.readyCount === ep.desired);
+  try {
+    await waitFor('every replica to be ready', settled, 20_000);
+  } catch {
     const why = JSON.stringify(gateway.readiness());
     await gateway.shutdown(0);
     throw new Error(`gateway not ready: ${why}`);
