@@ -1,11 +1,22 @@
 /**
  * The gateway process: endpoints from the config, their replicas, the uWS app, and shutdown.
  * `Gateway.start(config)` is what `switchyard serve` and the tests call.
+ *
+ * With a `cluster:` section the gateway joins NATS, places replicas on node agents as well as its
+ * own devices (ClusterReplicaFactory), and follows membership: a node that joins or recovers may
+ * take replicas an endpoint is short of, a dead node's replicas are re-placed, a draining node's
+ * replicas are drained and re-placed elsewhere.
  */
 import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
 import pino, { type Logger } from 'pino';
 import { loadUws, type us_listen_socket } from '../native/uws.js';
 import { AutoscaleController } from './autoscaler/controller.js';
+import { ClusterReplicaFactory, clusterView } from './cluster/cluster-factory.js';
+import { ClusterConnection, connectOptionsFromConfig } from './cluster/connection.js';
+import { timingsFromConfig, type MembershipEvent } from './cluster/membership.js';
+import { RemoteCluster } from './cluster/remote-link.js';
+import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { Endpoint, type EndpointObserver, type ReplicaFactory } from './endpoints/endpoint.js';
 import { LocalReplicaFactory } from './endpoints/local-replicas.js';
@@ -17,8 +28,31 @@ export interface GatewayOptions {
   port?: number;
   host?: string;
   logger?: Logger;
-  /** Where new replicas come from; defaults to worker threads on this machine. */
+  /** Where new replicas come from; defaults to worker threads on this machine (and the cluster's nodes with `config.cluster`). */
   factory?: ReplicaFactory;
+}
+
+/** The gateway's part of a cluster: its NATS connection, its view of the nodes, its placements. */
+interface GatewayCluster {
+  connection: ClusterConnection;
+  remote: RemoteCluster;
+  factory: ClusterReplicaFactory;
+}
+
+async function openCluster(config: Readonly<Config>): Promise<GatewayCluster | undefined> {
+  if (!config.cluster) {
+    const remoteOnly = Object.entries(config.endpoints).find(([, e]) => e.placement === 'remote');
+    if (remoteOnly) throw new ConfigError(`endpoints.${remoteOnly[0]}.placement: "remote" needs a cluster (a cluster: section or --nats)`);
+    return undefined;
+  }
+  const connection = await ClusterConnection.connect(connectOptionsFromConfig(config.cluster, `switchyard-gateway-${config.server.region}`));
+  try {
+    const remote = await RemoteCluster.open(connection, { timings: timingsFromConfig(config.cluster) });
+    return { connection, remote, factory: new ClusterReplicaFactory({ cluster: clusterView(remote), region: config.server.region }) };
+  } catch (err) {
+    await connection.close();
+    throw err;
+  }
 }
 
 export class Gateway {
@@ -31,10 +65,13 @@ export class Gateway {
   private draining = false;
   private readonly startedAt = Date.now();
   private readonly uws;
+  /** Membership events re-place replicas only once the first placement ran. */
+  private placing = false;
 
   private constructor(
     readonly config: Readonly<Config>,
     private readonly options: GatewayOptions,
+    private readonly cluster: GatewayCluster | undefined,
   ) {
     this.uws = loadUws({ allowJsFallback: config.server.allow_js_fallback });
     this.log = options.logger ?? pino({ level: config.server.log_level, base: { svc: 'switchyard' } }, pino.destination(2));
@@ -43,7 +80,7 @@ export class Gateway {
       onFinished: (endpoint, status, latencyMs) => this.metrics.onFinished(endpoint, status, latencyMs),
       onLog: (level, msg, fields) => this.log[level](fields ?? {}, msg),
     };
-    const factory = options.factory ?? new LocalReplicaFactory(config.server.region);
+    const factory = options.factory ?? cluster?.factory ?? new LocalReplicaFactory(config.server.region);
     for (const [name, endpointConfig] of Object.entries(config.endpoints)) {
       const endpoint = new Endpoint(name, endpointConfig, factory, observer);
       this.endpoints.set(name, endpoint);
@@ -64,11 +101,43 @@ export class Gateway {
   }
 
   static async start(config: Readonly<Config>, options: GatewayOptions = {}): Promise<Gateway> {
-    const gateway = new Gateway(config, options);
-    await gateway.listen();
+    const cluster = options.factory ? undefined : await openCluster(config);
+    const gateway = new Gateway(config, options, cluster);
+    try {
+      await gateway.listen();
+    } catch (err) {
+      await gateway.closeCluster();
+      throw err;
+    }
+    if (cluster && config.cluster) {
+      cluster.remote.onMembership((event) => gateway.onMembership(event));
+      // Nodes answer the discover sent on open at once: give them a moment, so the first placement
+      // sees every node (and each endpoint's preferred region) instead of the first to answer.
+      await delay(2 * config.cluster.heartbeat_interval_ms);
+    }
+    gateway.placing = true;
     for (const endpoint of gateway.endpoints.values()) endpoint.reconcile();
     for (const controller of gateway.autoscalers.values()) controller.start();
     return gateway;
+  }
+
+  private onMembership(event: MembershipEvent): void {
+    if (event.type === 'joined') {
+      this.log.info({ node: event.node.name, region: event.node.region, devices: event.node.devices.map((d) => d.id) }, 'node joined');
+    } else if (event.type === 'dead' || event.type === 'draining' || event.type === 'suspect') {
+      this.log[event.type === 'suspect' ? 'info' : 'warn']({ node: event.name, ...(event.type === 'dead' ? { reason: event.reason } : {}) }, `node ${event.type}`);
+    }
+    if (!this.placing || this.draining) return;
+    if (event.type === 'draining') {
+      for (const endpoint of this.endpoints.values()) {
+        for (const replica of [...endpoint.replicas]) if (replica.link.node === event.name) endpoint.drainReplica(replica);
+      }
+    }
+    // A node that joined or came back may take what an endpoint is short of; one that died or
+    // drains left replicas to re-place. Reconcile does nothing for an endpoint at its count.
+    if (event.type === 'joined' || event.type === 'recovered' || event.type === 'dead' || event.type === 'draining') {
+      for (const endpoint of this.endpoints.values()) endpoint.reconcile();
+    }
   }
 
   private listen(): Promise<void> {
@@ -108,17 +177,42 @@ export class Gateway {
     return false;
   }
 
-  readiness(): { ready: boolean; endpoints: Record<string, { ready: number; desired: number; error?: string }> } {
+  readiness(): { ready: boolean; endpoints: Record<string, { ready: number; desired: number; nodes: string[]; error?: string }> } {
     let ready = true;
-    const endpoints: Record<string, { ready: number; desired: number; error?: string }> = {};
+    const endpoints: Record<string, { ready: number; desired: number; nodes: string[]; error?: string }> = {};
     for (const ep of this.endpoints.values()) {
       const n = ep.readyCount;
       // An endpoint allowed to sit at zero serves by starting a replica on demand.
       const ok = n > 0 || (ep.desired === 0 && ep.config.autoscaling?.min_replicas === 0);
       if (!ok) ready = false;
-      endpoints[ep.name] = { ready: n, desired: ep.desired, ...(ep.lastStartError ? { error: ep.lastStartError } : {}) };
+      // Where its ready replicas run ("local" is this process).
+      const nodes = [...new Set(ep.replicas.filter((r) => r.state === 'ready').map((r) => r.link.node))].sort();
+      endpoints[ep.name] = { ready: n, desired: ep.desired, nodes, ...(ep.lastStartError ? { error: ep.lastStartError } : {}) };
     }
     return { ready, endpoints };
+  }
+
+  /** The nodes this gateway sees, for `GET /v1/endpoints`. */
+  private describeCluster(): unknown {
+    if (!this.cluster) return undefined;
+    const { connection, remote, factory } = this.cluster;
+    const now = Date.now();
+    return {
+      gateway: remote.gatewayId,
+      prefix: connection.subjects.prefix,
+      connection: connection.state,
+      nodes: remote.nodes().map((n) => ({
+        name: n.name,
+        region: n.region,
+        state: n.draining ? 'draining' : n.state,
+        devices: n.devices.map((d) => ({ id: d.id, kind: d.kind, name: d.name })),
+        max_replicas: n.maxReplicas,
+        replicas: Object.keys(n.inFlight).length,
+        replicas_of_this_gateway: factory.placedOn(n.name),
+        in_flight: Object.values(n.inFlight).reduce((a, b) => a + b, 0),
+        last_seen_ms_ago: Math.max(0, now - n.lastSeenAt),
+      })),
+    };
   }
 
   describe(): unknown {
@@ -126,10 +220,13 @@ export class Gateway {
       region: this.config.server.region,
       uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
       draining: this.draining,
+      ...(this.cluster ? { cluster: this.describeCluster() } : {}),
       endpoints: [...this.endpoints.values()].map((ep) => ({
         name: ep.name,
         source: ep.config.model ? { model: ep.config.model } : { predictor: ep.config.predictor },
         devices: ep.config.devices,
+        placement: ep.config.placement,
+        regions: ep.config.regions,
         desired: ep.desired,
         in_flight: ep.inFlight,
         queued: ep.queued,
@@ -166,6 +263,13 @@ export class Gateway {
     }
     await Promise.all([...this.endpoints.values()].map((ep) => ep.drain(graceMs)));
     await Promise.all([...this.endpoints.values()].map((ep) => ep.close()));
+    await this.closeCluster();
     this.log.info({ ms: Math.round(performance.now() - t0) }, 'shut down');
+  }
+
+  private async closeCluster(): Promise<void> {
+    if (!this.cluster) return;
+    await this.cluster.remote.close();
+    await this.cluster.connection.close();
   }
 }

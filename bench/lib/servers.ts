@@ -46,8 +46,14 @@ const gatewayMain = nodeScript('gateway/cli/main.js');
 const rawUws = nodeScript('bench/baselines/raw-uws.js');
 const naivePiscina = nodeScript('bench/baselines/naive-piscina.js');
 const fastifyPiscina = nodeScript('bench/baselines/fastify-piscina.js');
+const remoteGateway = nodeScript('bench/lib/remote-gateway.js');
 const fastapiScript = ROOT + 'bench/baselines/fastapi_echo.py';
 const APT_FASTAPI = 'apt-get install -y python3-fastapi python3-uvicorn';
+
+function natsServerInstalled(): string | undefined {
+  const found = spawnSync('sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' });
+  return found.status === 0 && found.stdout.trim() ? undefined : 'nats-server is not installed (apt-get install -y nats-server)';
+}
 
 export const SERVERS = {
   gateway: {
@@ -62,6 +68,12 @@ export const SERVERS = {
       startTimeoutMs: 60_000,
     },
     unavailable: gatewayMain.unavailable,
+  },
+  'gateway-remote': {
+    id: 'gateway-remote',
+    description: 'the gateway with echo on a node agent, through nats-server (all on this machine)',
+    command: { command: process.execPath, args: (port) => [remoteGateway.path, String(port)], cwd: ROOT, startTimeoutMs: 60_000 },
+    unavailable: () => gatewayMain.unavailable() ?? remoteGateway.unavailable() ?? natsServerInstalled(),
   },
   'raw-uws': {
     id: 'raw-uws',

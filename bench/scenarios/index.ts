@@ -8,6 +8,7 @@ import type { WsExchange } from '../lib/ws-load.js';
 import type { ServerId } from '../lib/servers.js';
 import { echoScenario } from './echo.js';
 import { mlpScenario } from './mlp.js';
+import { remoteScenario } from './remote.js';
 
 export interface HttpPlan {
   kind: 'http';
@@ -44,4 +45,4 @@ export interface Scenario {
   baseline: string;
 }
 
-export const SCENARIOS: readonly Scenario[] = [echoScenario, mlpScenario];
+export const SCENARIOS: readonly Scenario[] = [echoScenario, mlpScenario, remoteScenario];

@@ -5,6 +5,7 @@ import { demoConfig } from '../config/demo.js';
 import type { Config } from '../config/schema.js';
 import { Gateway } from '../gateway.js';
 import { validateConfig } from '../config/load.js';
+import { registerNodeCommand } from '../../workers/node/agent.js';
 import { registerBenchCommand } from './bench-command.js';
 
 function port(value: string): number {
@@ -18,14 +19,64 @@ function withServer(config: Readonly<Config>, patch: Record<string, unknown>): R
   return validateConfig({ ...config, server: { ...config.server, ...patch } });
 }
 
-async function serve(opts: { config?: string; demo?: boolean; port?: number; host?: string; allowJsFallback?: boolean }): Promise<void> {
+interface ServeOptions {
+  config?: string;
+  demo?: boolean;
+  port?: number;
+  host?: string;
+  region?: string;
+  allowJsFallback?: boolean;
+  nats?: string;
+  natsPrefix?: string;
+  natsToken?: string;
+  natsUser?: string;
+  natsPassword?: string;
+  natsNkeySeed?: string;
+  natsCreds?: string;
+  natsTlsCa?: string;
+  natsTlsCert?: string;
+  natsTlsKey?: string;
+}
+
+/**
+ * `--nats*` flags over the config's `cluster:` section. A credential flag replaces whatever
+ * credential the file named (a cluster takes one), so a flag always wins.
+ */
+function withCluster(config: Readonly<Config>, opts: ServeOptions): Readonly<Config> {
+  const credential = {
+    ...(opts.natsToken === undefined ? {} : { token: opts.natsToken }),
+    ...(opts.natsUser === undefined ? {} : { user: opts.natsUser }),
+    ...(opts.natsPassword === undefined ? {} : { password: opts.natsPassword }),
+    ...(opts.natsNkeySeed === undefined ? {} : { nkey_seed_file: opts.natsNkeySeed }),
+    ...(opts.natsCreds === undefined ? {} : { creds_file: opts.natsCreds }),
+  };
+  const tls = opts.natsTlsCa || opts.natsTlsCert || opts.natsTlsKey
+    ? { ...(opts.natsTlsCa ? { ca_file: opts.natsTlsCa } : {}), ...(opts.natsTlsCert ? { cert_file: opts.natsTlsCert } : {}), ...(opts.natsTlsKey ? { key_file: opts.natsTlsKey } : {}) }
+    : undefined;
+  const flagged = opts.nats !== undefined || opts.natsPrefix !== undefined || Object.keys(credential).length > 0 || tls !== undefined;
+  if (!flagged) return config;
+  const base: Record<string, unknown> = { ...(config.cluster ?? {}) };
+  if (Object.keys(credential).length > 0) for (const key of ['token', 'user', 'password', 'nkey_seed_file', 'creds_file']) delete base[key];
+  const cluster = {
+    ...base,
+    ...credential,
+    ...(opts.nats === undefined ? {} : { nats: opts.nats }),
+    ...(opts.natsPrefix === undefined ? {} : { prefix: opts.natsPrefix }),
+    ...(tls ? { tls } : {}),
+  };
+  if (!('nats' in cluster)) throw new ConfigError('--nats-* options need --nats <url> (or a cluster: section in the config)');
+  return validateConfig({ ...config, cluster });
+}
+
+async function serve(opts: ServeOptions): Promise<void> {
   if (!opts.config && !opts.demo) {
     throw new ConfigError('nothing to serve: give --config <file.yaml>, or --demo for the demo endpoints');
   }
   let config = opts.config ? loadConfigFile(opts.config) : demoConfig();
   const patch: Record<string, unknown> = {};
   if (opts.allowJsFallback) patch.allow_js_fallback = true;
-  config = withServer(config, patch);
+  if (opts.region !== undefined) patch.region = opts.region;
+  config = withCluster(withServer(config, patch), opts);
   const gateway = await Gateway.start(config, { port: opts.port, host: opts.host });
   const shown = (opts.host ?? config.server.host) === '0.0.0.0' ? '127.0.0.1' : (opts.host ?? config.server.host);
   const base = `http://${shown}:${gateway.port}`;
@@ -69,11 +120,23 @@ program
   .option('-p, --port <n>', 'port to listen on (overrides server.port; 0 = any free port)', port)
   .option('--host <host>', 'address to listen on (overrides server.host)')
   .option('--allow-js-fallback', "serve even if uWebSockets.js's native binary did not load (slow)")
+  .option('--region <name>', 'the region this gateway stands in (overrides server.region)')
+  .option('--nats <url>', 'join node agents through NATS (overrides cluster.nats; comma-separated servers)')
+  .option('--nats-prefix <prefix>', 'subject prefix shared with the nodes (overrides cluster.prefix)')
+  .option('--nats-token <token>', 'NATS token')
+  .option('--nats-user <user>', 'NATS user')
+  .option('--nats-password <password>', 'NATS password')
+  .option('--nats-nkey-seed <file>', 'file holding an nkey user seed')
+  .option('--nats-creds <file>', 'NATS .creds file')
+  .option('--nats-tls-ca <file>', 'CA to verify the NATS server (enables TLS)')
+  .option('--nats-tls-cert <file>', 'client certificate for TLS')
+  .option('--nats-tls-key <file>', 'client key for TLS')
   .action(serve);
 
+registerNodeCommand(program);
 registerBenchCommand(program);
 
 program.parseAsync(process.argv).catch((err: Error & { code?: string }) => {
   console.error(`switchyard: ${err.message}`);
-  process.exit(err.code === 'SY_CONFIG_INVALID' ? 2 : 1);
+  process.exit(err.code === 'SY_CONFIG_INVALID' || err.code === 'SY_NATS_OPTIONS' ? 2 : 1);
 });

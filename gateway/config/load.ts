@@ -43,6 +43,15 @@ export function validateConfig(raw: unknown, options: { baseDir?: string; source
     if (endpoint.model) endpoint.model = path.resolve(baseDir, endpoint.model);
     if (endpoint.output_dir) endpoint.output_dir = path.resolve(baseDir, endpoint.output_dir);
   }
+  const cluster = config.cluster;
+  if (cluster) {
+    if (cluster.nkey_seed_file) cluster.nkey_seed_file = path.resolve(baseDir, cluster.nkey_seed_file);
+    if (cluster.creds_file) cluster.creds_file = path.resolve(baseDir, cluster.creds_file);
+    const tls = cluster.tls;
+    if (tls?.ca_file) tls.ca_file = path.resolve(baseDir, tls.ca_file);
+    if (tls?.cert_file) tls.cert_file = path.resolve(baseDir, tls.cert_file);
+    if (tls?.key_file) tls.key_file = path.resolve(baseDir, tls.key_file);
+  }
   return deepFreeze(config);
 }
 

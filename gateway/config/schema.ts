@@ -70,6 +70,11 @@ export const endpointSchema = z
     autoscaling: autoscalingSchema.optional(),
     /** Regions whose replicas this endpoint prefers, in order (empty: the gateway's own region). */
     regions: z.array(z.string().min(1)).default([]),
+    /**
+     * Where replicas may run: `any` (this gateway's devices and, with a cluster, the nodes'),
+     * `local` (only this gateway's) or `remote` (only node agents; needs a cluster).
+     */
+    placement: z.enum(['any', 'local', 'remote']).default('any'),
   })
   .strict()
   .refine((e) => (e.predictor === undefined) !== (e.model === undefined), {

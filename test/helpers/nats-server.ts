@@ -12,7 +12,7 @@ export interface NatsServerOptions {
   /** Clients must send this token. */
   token?: string;
   /** Clients must log in as one of these. */
-  users?: { user: string; password: string }[];
+  users?: { user: string; password: string; permissions?: { publish: string[]; subscribe: string[] } }[];
   /** Public nkeys (`U...`) allowed to connect. */
   nkeys?: string[];
 }
@@ -33,7 +33,10 @@ function natsServerBinary(): string {
 function authBlock(opts: NatsServerOptions): string {
   if (opts.token) return `authorization { token: ${JSON.stringify(opts.token)} }`;
   const users = [
-    ...(opts.users ?? []).map((u) => `{ user: ${JSON.stringify(u.user)}, password: ${JSON.stringify(u.password)} }`),
+    ...(opts.users ?? []).map((u) => {
+      const permissions = u.permissions ? `, permissions: { publish: ${JSON.stringify(u.permissions.publish)}, subscribe: ${JSON.stringify(u.permissions.subscribe)} }` : '';
+      return `{ user: ${JSON.stringify(u.user)}, password: ${JSON.stringify(u.password)}${permissions} }`;
+    }),
     ...(opts.nkeys ?? []).map((k) => `{ nkey: ${JSON.stringify(k)} }`),
   ];
   return users.length ? `authorization { users: [ ${users.join(', ')} ] }` : '';
