@@ -127,6 +127,14 @@ export class Gateway {
     } else if (event.type === 'dead' || event.type === 'draining' || event.type === 'suspect') {
       this.log[event.type === 'suspect' ? 'info' : 'warn']({ node: event.name, ...(event.type === 'dead' ? { reason: event.reason } : {}) }, `node ${event.type}`);
     }
+    // A suspect node (heartbeats missed) takes no new requests until it recovers or is declared
+    // dead; what it already holds stays, and is retried elsewhere if the node dies.
+    if (event.type === 'suspect' || event.type === 'recovered') {
+      for (const endpoint of this.endpoints.values()) {
+        for (const replica of endpoint.replicas) if (replica.link.node === event.name) replica.suspect = event.type === 'suspect';
+        if (event.type === 'recovered') endpoint.pump();
+      }
+    }
     if (!this.placing || this.draining) return;
     if (event.type === 'draining') {
       for (const endpoint of this.endpoints.values()) {

@@ -147,7 +147,8 @@ export class Endpoint implements ScalableEndpoint {
     return this.queue.length - this.queueHead;
   }
 
-  private pump(): void {
+  /** Hands queued requests to replicas with room. */
+  pump(): void {
     while (this.queueHead < this.queue.length) {
       const call = this.queue[this.queueHead]!;
       if (call.state !== 'queued') {

@@ -27,6 +27,8 @@ export class Replica implements RoutableReplica {
   failures = 0;
   latencyMs = 1;
   lastError: string | undefined;
+  /** Its node missed heartbeats: route around it until it recovers. */
+  suspect = false;
   readonly startedAt = Date.now();
   private pending: RequestEnvelope[] = [];
 
@@ -48,7 +50,7 @@ export class Replica implements RoutableReplica {
   }
 
   get routable(): boolean {
-    return this.state === 'ready';
+    return this.state === 'ready' && !this.suspect;
   }
 
   /** Takes a token and queues the request for this turn's batch. */
