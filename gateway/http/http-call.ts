@@ -110,17 +110,17 @@ export class HttpCall implements CallSink, FileSendState {
   onError(err: SwitchyardError): void {
     if (this.aborted) return;
     const res = this.res;
+    if (this.streaming && !this.sse) {
+      // A chunked body already under way: a final line carries the code, then the connection is
+      // cut so the body can never pass for complete. The cut comes after the cork, which is what
+      // hands the line to the socket; closing inside it would drop the line unsent.
+      res.cork(() => res.write(`\n${errorBody(err)}\n`));
+      res.close();
+      return;
+    }
     res.cork(() => {
-      if (!this.streaming) {
-        writeError(res, err);
-      } else if (this.sse) {
-        res.end(`event: error\ndata: ${errorBody(err)}\n\n`);
-      } else {
-        // A chunked body already under way: a final line carries the code, then the
-        // connection is cut so the body can never pass for complete.
-        res.write(`\n${errorBody(err)}\n`);
-        res.close();
-      }
+      if (!this.streaming) writeError(res, err);
+      else res.end(`event: error\ndata: ${errorBody(err)}\n\n`);
     });
   }
 }
