@@ -108,6 +108,7 @@ class RawExchange {
 }
 
 const body = (value: unknown) => JSON.stringify(value);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const marker = (dir: string, name: string) => path.join(dir, name);
 
 /** Events of an SSE body: `{event, data}` with multi-line data joined by "\n". */
@@ -207,6 +208,23 @@ describe('HTTP streams', () => {
     }
   });
 
+  test('a chunk that met backpressure arrives whole as soon as the client reads, not with the next chunk', async () => {
+    const mark = `held-${Date.now()}`;
+    const size = 32 * 1024 * 1024; // more than the kernel's socket buffers hold: the write must wait
+    const x = new RawExchange(port, '/inference/b', body({ chunks: 2, size, ms: 60_000, mark, progress: true, stream: true }), {}, { keepChunks: false });
+    try {
+      x.socket.pause();
+      await waitFor(() => existsSync(marker(outputDir, `${mark}.progress`)), 10_000, 'the first chunk to leave the worker');
+      await sleep(500);
+      x.socket.resume();
+      // The next chunk is a minute away: the first can only complete if the gateway flushes it.
+      await waitFor(() => x.bodyBytes === size, 15_000, 'all of the first chunk');
+    } finally {
+      x.socket.destroy();
+    }
+    await waitFor(() => existsSync(marker(outputDir, `${mark}.finally`)), 10_000, "the generator's finally");
+  });
+
   for (const sse of [false, true]) {
     test(`${sse ? 'SSE' : 'chunked'}: a client that disconnects stops the generator in the worker`, async () => {
       const mark = `gone-${sse ? 'sse' : 'chunked'}-${Date.now()}`;
@@ -230,8 +248,6 @@ function rssBytes(pid: number): number {
   if (!match) throw new Error(`no VmRSS for ${pid}`);
   return Number(match[1]) * 1024;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('a slow reader of a fast 100 MiB stream', { skip: process.platform !== 'linux' && 'reads /proc for the gateway RSS' }, () => {
   let server: RunningServer;
