@@ -32,11 +32,15 @@ export class HttpCall implements CallSink, FileSendState {
   call: Call | undefined;
   onAbort?: () => void;
   private streaming = false;
-  /** A write left bytes in uWS's buffer: chunks queue here until the socket drains. */
-  private blocked = false;
+  /** Chunks not written yet: this turn's, or those waiting for the socket to drain. */
   private readonly queued: Uint8Array[] = [];
-  /** Chunks written or queued while blocked, whose credit waits for the socket. */
+  private writeScheduled = false;
+  /** A write left bytes in uWS's buffer: nothing more is written until the writable handler. */
+  private blocked = false;
+  /** Chunks queued or written while blocked, whose credit waits for the socket. */
   private held = 0;
+  /** The stream's response is over (ended or cut): `res` may already serve another request. */
+  private ended = false;
   /** How the stream ends (end, SSE error event, cut), once the queued chunks are out. */
   private finish: (() => void) | undefined;
 
@@ -83,41 +87,38 @@ export class HttpCall implements CallSink, FileSendState {
       }
       res.writeHeader('x-content-type-options', 'nosniff');
     });
-    res.onWritable(() => this.drain());
+    res.onWritable(() => this.writeQueued());
   }
 
   onChunk(data: Uint8Array): void {
-    if (this.aborted) return;
-    const payload = this.sse ? sseEvent(data) : data;
-    if (this.blocked) {
-      this.queued.push(payload);
-      this.held++;
-      return;
-    }
-    const res = this.res;
-    let ok = true;
-    res.cork(() => {
-      ok = res.write(payload);
-    });
-    if (ok) {
-      this.endpoint.ack(this.call!);
-    } else {
-      // Hold the credit until the socket drains, which pauses the generator.
-      this.blocked = true;
-      this.held++;
+    if (this.aborted || this.ended) return;
+    this.queued.push(this.sse ? sseEvent(data) : data);
+    this.held++;
+    if (!this.blocked && !this.writeScheduled) {
+      this.writeScheduled = true;
+      // The chunks of one replica batch arrive in one synchronous run: one cork (one send) for all.
+      queueMicrotask(() => this.writeQueued());
     }
   }
 
-  /** The writable handler: queued chunks out, then credit back; the end of the stream once all is out. */
-  private drain(): boolean {
-    if (this.aborted) return true;
+  /**
+   * Writes what is queued in one cork, then gives back the credit of everything written; with
+   * bytes left in uWS's buffer the rest waits for the writable handler (this, again) and the
+   * credit is held, which pauses the generator. Once all is out, the end of the stream (if due).
+   */
+  private writeQueued(): boolean {
+    this.writeScheduled = false;
+    if (this.aborted || this.ended) return true;
     const res = this.res;
     let ok = true;
     // Each write first flushes what uWS holds; with nothing queued, the cork alone flushes it.
     res.cork(() => {
       while (ok && this.queued.length > 0) ok = res.write(this.queued.shift()!);
     });
-    if (!ok) return false;
+    if (!ok) {
+      this.blocked = true;
+      return false;
+    }
     // Nothing is queued now and uWS holds at most the rest of one write: credit goes back.
     this.blocked = false;
     const n = this.held;
@@ -125,20 +126,23 @@ export class HttpCall implements CallSink, FileSendState {
     for (let i = 0; i < n; i++) this.endpoint.ack(this.call!);
     const finish = this.finish;
     this.finish = undefined;
-    finish?.();
+    if (finish) {
+      this.ended = true;
+      finish();
+    }
     return true;
   }
 
-  /** Runs `end` now, or once the socket took what is waiting (a cut must not drop it). */
-  private whenWritten(end: () => void): void {
-    if (this.blocked) this.finish = end;
-    else end();
+  /** Ends the stream with `end` once every chunk before it is out (a cut must not drop them). */
+  private endAfterChunks(end: () => void): void {
+    this.finish = end;
+    if (!this.blocked) this.writeQueued();
   }
 
   onStreamEnd(): void {
-    if (this.aborted) return;
+    if (this.aborted || this.ended) return;
     const res = this.res;
-    this.whenWritten(() =>
+    this.endAfterChunks(() =>
       res.cork(() => {
         if (this.sse) res.write(SSE_END);
         res.end();
@@ -147,17 +151,17 @@ export class HttpCall implements CallSink, FileSendState {
   }
 
   onError(err: SwitchyardError): void {
-    if (this.aborted) return;
+    if (this.aborted || this.ended) return;
     const res = this.res;
     if (!this.streaming) {
       res.cork(() => writeError(res, err));
     } else if (this.sse) {
-      this.whenWritten(() => res.cork(() => res.end(`event: error\ndata: ${errorBody(err)}\n\n`)));
+      this.endAfterChunks(() => res.cork(() => res.end(`event: error\ndata: ${errorBody(err)}\n\n`)));
     } else {
       // A chunked body already under way: a final line carries the code, then the connection is
       // cut so the body can never pass for complete. The cut comes after the cork, which is what
       // hands the line to the socket; closing inside it would drop the line unsent.
-      this.whenWritten(() => {
+      this.endAfterChunks(() => {
         res.cork(() => res.write(`\n${errorBody(err)}\n`));
         res.close();
       });
