@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { relative } from 'node:path';
+import { measureBytes } from './lib/bytes-load.js';
 import { measureHttp, type HttpLoadResult } from './lib/http-load.js';
 import { measureWs, type WsLoadResult } from './lib/ws-load.js';
 import { startServer, type RunningServer } from './lib/processes.js';
@@ -133,6 +134,17 @@ async function measureTarget(target: Target, server: RunningServer, settings: Se
       inFlightPerSocket: load.inFlightPerSocket,
       durationS,
       exchange: load.exchange,
+    });
+  }
+  if (load.largeBodies) {
+    return measureBytes({
+      url: server.url + load.path,
+      method: load.method,
+      headers: load.headers,
+      body: load.body,
+      connections: settings.connections,
+      durationS,
+      verifyBody: verify ? load.verifyBody : undefined,
     });
   }
   return measureHttp({

@@ -44,6 +44,7 @@ function pythonModules(modules: string[], install: string): () => string | undef
 
 const gatewayMain = nodeScript('gateway/cli/main.js');
 const rawUws = nodeScript('bench/baselines/raw-uws.js');
+const rawUwsStream = nodeScript('bench/baselines/raw-uws-stream.js');
 const naivePiscina = nodeScript('bench/baselines/naive-piscina.js');
 const fastifyPiscina = nodeScript('bench/baselines/fastify-piscina.js');
 const remoteGateway = nodeScript('bench/lib/remote-gateway.js');
@@ -80,6 +81,12 @@ export const SERVERS = {
     description: 'uWebSockets.js answering inline (the ceiling)',
     command: { command: process.execPath, args: (port) => [rawUws.path, String(port)], readyPath: '/readyz' },
     unavailable: rawUws.unavailable,
+  },
+  'raw-uws-stream': {
+    id: 'raw-uws-stream',
+    description: 'uWebSockets.js streaming from a generator and sending files inline (the ceiling)',
+    command: { command: process.execPath, args: (port) => [rawUwsStream.path, String(port)], readyPath: '/readyz' },
+    unavailable: rawUwsStream.unavailable,
   },
   'naive-piscina': {
     id: 'naive-piscina',

@@ -30,9 +30,10 @@ export interface WsExchange {
 }
 
 /**
- * Switchyard's WebSocket shape: `{"id","input","stream"}` out; replies carry the id and one of
- * `chunk` (a stream chunk; `done`/`end: true` on the same message also ends it), `error`
- * (`{code,message}`), or anything else (the answer, or the end of a stream).
+ * Switchyard's WebSocket shape (docs/streaming.md), JSON text frames: `{"id","input","stream"}`
+ * out; replies carry the id and one of `chunk` (a stream chunk), `done: true` (the end of a
+ * stream), `result` (a unary answer) or `error` (`{code,message}`). A reply with the id and none
+ * of these (a baseline's own answer shape) also completes its request.
  */
 export function switchyardExchange(input: unknown, stream: boolean): WsExchange {
   const tail = `,"input":${JSON.stringify(input ?? {})}${stream ? ',"stream":true' : ''}}`;
@@ -45,15 +46,14 @@ export function switchyardExchange(input: unknown, stream: boolean): WsExchange 
       } catch {
         return undefined;
       }
-      if (message === null || typeof message !== 'object' || message.id === undefined) return undefined;
+      if (message === null || typeof message !== 'object' || message.id === undefined || message.id === null) return undefined;
       const id = String(message.id);
       if (message.error !== undefined) {
         const code = (message.error as { code?: unknown } | null)?.code;
         return { id, chunk: false, final: true, error: typeof code === 'string' ? code : 'error' };
       }
-      const chunk = 'chunk' in message;
-      const ends = message.done === true || message.end === true || message.final === true;
-      return { id, chunk, final: !chunk || ends };
+      if ('chunk' in message) return { id, chunk: true, final: false };
+      return { id, chunk: false, final: true };
     },
   };
 }

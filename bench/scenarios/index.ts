@@ -7,8 +7,11 @@
 import type { WsExchange } from '../lib/ws-load.js';
 import type { ServerId } from '../lib/servers.js';
 import { echoScenario } from './echo.js';
+import { fileScenario } from './file.js';
 import { mlpScenario } from './mlp.js';
 import { remoteScenario } from './remote.js';
+import { streamHttpScenario } from './stream-http.js';
+import { streamWsScenario } from './stream-ws.js';
 
 export interface HttpPlan {
   kind: 'http';
@@ -20,6 +23,8 @@ export interface HttpPlan {
   verifyBody?: (body: string) => boolean;
   /** Time the arrivals of body bytes (first chunk, gaps). */
   stream?: boolean;
+  /** Large bodies (files): measured by bytes-load.ts, since autocannon would measure its own body handling. */
+  largeBodies?: boolean;
 }
 
 export interface WsPlan {
@@ -45,4 +50,4 @@ export interface Scenario {
   baseline: string;
 }
 
-export const SCENARIOS: readonly Scenario[] = [echoScenario, mlpScenario, remoteScenario];
+export const SCENARIOS: readonly Scenario[] = [echoScenario, mlpScenario, streamHttpScenario, streamWsScenario, fileScenario, remoteScenario];

@@ -16,6 +16,8 @@ export function demoConfig(overrides: { port?: number; host?: string } = {}): Re
     endpoints: {
       echo: { predictor: examples('echo/predictor.js'), replicas: 1, max_concurrency: 256 },
       mlp: { model: sourceExamples('mlp/model.onnx'), replicas: 1, max_concurrency: 64 },
+      stream: { predictor: examples('stream/predictor.js'), replicas: 1, max_concurrency: 256, settings: { interval_ms: 200 } },
+      image: { predictor: examples('image/predictor.js'), replicas: 1, max_concurrency: 64, produces: ['image/png'] },
     },
   });
 }

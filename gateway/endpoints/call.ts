@@ -24,8 +24,10 @@ export class Call {
   attempts = 0;
   /** performance.now() when it was handed to a replica. */
   dispatchedAt = 0;
-  /** Credit not yet returned to the replica (streams). */
+  /** Chunks handed to the sink and not yet acknowledged by it (streams). */
   unacked = 0;
+  /** Chunks acknowledged since credit was last returned to the replica (streams). */
+  acked = 0;
   readonly startedAt: number;
 
   constructor(

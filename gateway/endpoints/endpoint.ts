@@ -138,7 +138,10 @@ export class Endpoint implements ScalableEndpoint {
   ack(call: Call): void {
     if (call.state !== 'streaming' || !call.replica) return;
     call.unacked--;
-    if (call.unacked % STREAM_CREDIT_BATCH === 0) {
+    // One credit per acknowledged chunk, returned in batches: the replica never runs further
+    // ahead of the client than its initial credit.
+    if (++call.acked === STREAM_CREDIT_BATCH) {
+      call.acked = 0;
       call.replica.link.control({ t: 'credit', id: call.id, n: STREAM_CREDIT_BATCH });
     }
   }
@@ -198,6 +201,7 @@ export class Endpoint implements ScalableEndpoint {
         case 'start':
           call.state = 'streaming';
           call.unacked = 0;
+          call.acked = 0;
           call.sink.onStreamStart();
           break;
         case 'chunk':

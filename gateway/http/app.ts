@@ -1,6 +1,7 @@
 /**
- * The uWS app: the inference route, health, readiness, metrics, the endpoint listing, and a
- * fallback that answers 404/405 (without it uWS closes unmatched connections with no answer).
+ * The uWS app: the inference route (HTTP here, WebSocket in websocket.ts), health, readiness,
+ * metrics, the endpoint listing, and a fallback that answers 404/405 (without it uWS closes
+ * unmatched connections with no answer).
  * Everything a handler needs from `req` is read before any await: uWS frees it on return.
  */
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../../native/uws.js';
@@ -13,6 +14,7 @@ import { readBody } from './body.js';
 import { HttpCall } from './http-call.js';
 import { bodyTypeOf, negotiate } from './negotiate.js';
 import { writeError, writeJson, writeText } from './respond.js';
+import { installWebSocket } from './websocket.js';
 
 export interface AppContext {
   endpoints: ReadonlyMap<string, Endpoint>;
@@ -138,6 +140,15 @@ export function installRoutes(app: TemplatedApp, ctx: AppContext): void {
         if (!aborted) res.cork(() => writeError(res, new SwitchyardError('SY_INTERNAL', `metrics failed: ${err.message}`)));
       },
     );
+  });
+
+  installWebSocket(app, {
+    endpoints: ctx.endpoints,
+    keys,
+    region: ctx.region,
+    maxBodyBytes: ctx.maxBodyBytes,
+    isDraining: ctx.isDraining,
+    nextRequestId: () => nextRequestId++,
   });
 
   app.any('/*', (res, req) => {

@@ -3,7 +3,7 @@
  * 416), read from disk in large chunks straight into the socket with tryEnd/onWritable, so a
  * slow client holds at most one chunk in memory. No strings, no base64.
  */
-import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { close, open, read, unlink } from 'node:fs';
 import type { HttpResponse } from '../../native/uws.js';
 import { SwitchyardError } from '../errors.js';
 import { writeError } from './respond.js';
@@ -42,13 +42,33 @@ export interface FileSendState {
   onAbort?: () => void;
 }
 
+/** Reusable read buffers: a fresh 512 KiB buffer per response costs page faults and GC. */
+const spareBuffers: Buffer[] = [];
+const MAX_SPARE_BUFFERS = 16;
+
+function takeBuffer(): Buffer {
+  return spareBuffers.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES);
+}
+
+function giveBack(buffer: Buffer): void {
+  if (spareBuffers.length < MAX_SPARE_BUFFERS) spareBuffers.push(buffer);
+}
+
+// The callback API on a plain descriptor: FileHandle's promise machinery costs more than the read.
+const openFile = (path: string) => new Promise<number>((resolve, reject) => open(path, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
+const readAt = (fd: number, buffer: Buffer, length: number, position: number) =>
+  new Promise<number>((resolve, reject) => read(fd, buffer, 0, length, position, (err, n) => (err ? reject(err) : resolve(n))));
+const closeFile = (fd: number) => new Promise<void>((resolve) => close(fd, () => resolve()));
+const removeFile = (path: string) => new Promise<void>((resolve) => unlink(path, () => resolve()));
+
 export async function sendFile(
   res: HttpResponse,
   state: FileSendState,
   file: { path: string; size: number; contentType: string; remove: boolean },
   rangeHeader: string,
 ): Promise<void> {
-  let handle: FileHandle | undefined;
+  let fd: number | undefined;
+  let buffer: Buffer | undefined;
   try {
     const range = parseRange(rangeHeader, file.size);
     if (range === null) {
@@ -59,30 +79,36 @@ export async function sendFile(
     }
     const start = range ? range.start : 0;
     const total = range ? range.end - range.start + 1 : file.size;
-    handle = await open(file.path, 'r');
+    fd = await openFile(file.path);
     if (state.aborted) return;
-    res.cork(() => {
+    // Written in the same cork as the first bytes: one packet for the head and the start of the body.
+    const writeHead = (): void => {
       res.writeStatus(statusLine(range ? 206 : 200));
       res.writeHeader('content-type', file.contentType);
       res.writeHeader('accept-ranges', 'bytes');
       if (range) res.writeHeader('content-range', `bytes ${range.start}-${range.end}/${file.size}`);
-    });
+    };
     if (total === 0) {
-      res.cork(() => res.end());
+      res.cork(() => {
+        writeHead();
+        res.end();
+      });
       return;
     }
     let sent = 0;
-    const buffer = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, total));
+    buffer = takeBuffer();
     while (sent < total && !state.aborted) {
       const want = Math.min(buffer.byteLength, total - sent);
-      const { bytesRead } = await handle.read(buffer, 0, want, start + sent);
+      const bytesRead = await readAt(fd, buffer, want, start + sent);
       if (bytesRead === 0) throw new Error('the file shrank while it was being sent');
       if (state.aborted) return;
       const chunk = buffer.subarray(0, bytesRead);
       let ok = false;
       let done = false;
+      const first = sent === 0;
       const offsetBefore = res.getWriteOffset();
       res.cork(() => {
+        if (first) writeHead();
         [ok, done] = res.tryEnd(chunk, total);
       });
       sent += bytesRead;
@@ -106,7 +132,8 @@ export async function sendFile(
     // Headers may be out already: cut the connection so the client sees an incomplete body.
     if (!state.aborted) res.close();
   } finally {
-    await handle?.close().catch(() => undefined);
-    if (file.remove) await unlink(file.path).catch(() => undefined);
+    if (fd !== undefined) await closeFile(fd);
+    if (buffer) giveBack(buffer);
+    if (file.remove) await removeFile(file.path);
   }
 }

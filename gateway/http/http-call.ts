@@ -3,6 +3,12 @@
  * happens after an await (frames arrive from a MessagePort), so each is corked; nothing touches
  * `res` once the client aborted. Streams: chunked transfer encoding, or SSE when asked; a chunk
  * is acknowledged (credit back to the replica) only once the socket took it.
+ *
+ * Backpressure: once a write leaves bytes in uWS's buffer, later chunks wait here (at most the
+ * stream's credit of them) and the writable handler writes them. uWS does not drain its own
+ * buffer on writable events while a handler is registered, so the handler always writes (or
+ * corks, which drains): otherwise the bytes of a chunk would sit unsent until the generator
+ * produced the next one.
  */
 import type { HttpResponse } from '../../native/uws.js';
 import type { SwitchyardError } from '../errors.js';
@@ -15,19 +21,28 @@ import { statusLine } from './status-lines.js';
 const STATUS_200 = statusLine(200);
 const SSE_END = Buffer.from('event: end\ndata: {}\n\n');
 
-/** `data:` lines for one SSE event; chunks with newlines become several data lines. */
+/** `data:` lines for one SSE event; chunks with line breaks become several data lines. */
 function sseEvent(data: Uint8Array): Buffer {
   const text = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
-  return Buffer.from(`data: ${text.replace(/\r?\n/g, '\ndata: ')}\n\n`);
+  return Buffer.from(`data: ${text.replace(/\r\n|\r|\n/g, '\ndata: ')}\n\n`);
 }
 
 export class HttpCall implements CallSink, FileSendState {
   aborted = false;
   call: Call | undefined;
   onAbort?: () => void;
-  private waitingForWritable = false;
-  private unackedWrites = 0;
   private streaming = false;
+  /** Chunks not written yet: this turn's, or those waiting for the socket to drain. */
+  private readonly queued: Uint8Array[] = [];
+  private writeScheduled = false;
+  /** A write left bytes in uWS's buffer: nothing more is written until the writable handler. */
+  private blocked = false;
+  /** Chunks queued or written while blocked, whose credit waits for the socket. */
+  private held = 0;
+  /** The stream's response is over (ended or cut): `res` may already serve another request. */
+  private ended = false;
+  /** How the stream ends (end, SSE error event, cut), once the queued chunks are out. */
+  private finish: (() => void) | undefined;
 
   constructor(
     private readonly res: HttpResponse,
@@ -39,6 +54,7 @@ export class HttpCall implements CallSink, FileSendState {
   /** uWS's onAborted: the client is gone. */
   abort(): void {
     this.aborted = true;
+    this.queued.length = 0;
     this.onAbort?.();
     if (this.call) this.endpoint.cancel(this.call);
   }
@@ -71,56 +87,84 @@ export class HttpCall implements CallSink, FileSendState {
       }
       res.writeHeader('x-content-type-options', 'nosniff');
     });
+    res.onWritable(() => this.writeQueued());
   }
 
   onChunk(data: Uint8Array): void {
-    if (this.aborted) return;
+    if (this.aborted || this.ended) return;
+    this.queued.push(this.sse ? sseEvent(data) : data);
+    this.held++;
+    if (!this.blocked && !this.writeScheduled) {
+      this.writeScheduled = true;
+      // The chunks of one replica batch arrive in one synchronous run: one cork (one send) for all.
+      queueMicrotask(() => this.writeQueued());
+    }
+  }
+
+  /**
+   * Writes what is queued in one cork, then gives back the credit of everything written; with
+   * bytes left in uWS's buffer the rest waits for the writable handler (this, again) and the
+   * credit is held, which pauses the generator. Once all is out, the end of the stream (if due).
+   */
+  private writeQueued(): boolean {
+    this.writeScheduled = false;
+    if (this.aborted || this.ended) return true;
     const res = this.res;
     let ok = true;
+    // Each write first flushes what uWS holds; with nothing queued, the cork alone flushes it.
     res.cork(() => {
-      ok = res.write(this.sse ? sseEvent(data) : data);
+      while (ok && this.queued.length > 0) ok = res.write(this.queued.shift()!);
     });
-    if (ok && !this.waitingForWritable) {
-      this.endpoint.ack(this.call!);
-      return;
+    if (!ok) {
+      this.blocked = true;
+      return false;
     }
-    // Backpressure: hold the credit until the socket drains, which pauses the generator.
-    this.unackedWrites++;
-    if (!this.waitingForWritable) {
-      this.waitingForWritable = true;
-      res.onWritable(() => {
-        this.waitingForWritable = false;
-        const n = this.unackedWrites;
-        this.unackedWrites = 0;
-        for (let i = 0; i < n; i++) this.endpoint.ack(this.call!);
-        return true;
-      });
+    // Nothing is queued now and uWS holds at most the rest of one write: credit goes back.
+    this.blocked = false;
+    const n = this.held;
+    this.held = 0;
+    for (let i = 0; i < n; i++) this.endpoint.ack(this.call!);
+    const finish = this.finish;
+    this.finish = undefined;
+    if (finish) {
+      this.ended = true;
+      finish();
     }
+    return true;
+  }
+
+  /** Ends the stream with `end` once every chunk before it is out (a cut must not drop them). */
+  private endAfterChunks(end: () => void): void {
+    this.finish = end;
+    if (!this.blocked) this.writeQueued();
   }
 
   onStreamEnd(): void {
-    if (this.aborted) return;
+    if (this.aborted || this.ended) return;
     const res = this.res;
-    res.cork(() => {
-      if (this.sse) res.write(SSE_END);
-      res.end();
-    });
+    this.endAfterChunks(() =>
+      res.cork(() => {
+        if (this.sse) res.write(SSE_END);
+        res.end();
+      }),
+    );
   }
 
   onError(err: SwitchyardError): void {
-    if (this.aborted) return;
+    if (this.aborted || this.ended) return;
     const res = this.res;
-    if (this.streaming && !this.sse) {
+    if (!this.streaming) {
+      res.cork(() => writeError(res, err));
+    } else if (this.sse) {
+      this.endAfterChunks(() => res.cork(() => res.end(`event: error\ndata: ${errorBody(err)}\n\n`)));
+    } else {
       // A chunked body already under way: a final line carries the code, then the connection is
       // cut so the body can never pass for complete. The cut comes after the cork, which is what
       // hands the line to the socket; closing inside it would drop the line unsent.
-      res.cork(() => res.write(`\n${errorBody(err)}\n`));
-      res.close();
-      return;
+      this.endAfterChunks(() => {
+        res.cork(() => res.write(`\n${errorBody(err)}\n`));
+        res.close();
+      });
     }
-    res.cork(() => {
-      if (!this.streaming) writeError(res, err);
-      else res.end(`event: error\ndata: ${errorBody(err)}\n\n`);
-    });
   }
 }

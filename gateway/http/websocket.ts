@@ -1,0 +1,286 @@
+/**
+ * WebSocket on /inference/:endpoint: one socket carries many requests at once, each tagged with an
+ * id the client chose; unary answers, stream chunks, the end of a stream and errors come back
+ * tagged with that id (shapes: ws-messages.ts, docs/streaming.md). A bad message is answered with
+ * an error message; the socket stays open.
+ *
+ * Backpressure: replies leave through one ordered queue per socket, sent corked once per turn and
+ * only while uWS buffers less than HIGH_WATER. A stream chunk's credit goes back to its replica
+ * once the chunk was sent below that mark, otherwise at `drain`. So a slow reader pauses the
+ * generators feeding it, the queue holds at most each stream's credit of chunks, and uWS never
+ * reaches maxBackpressure (past which it would drop messages). Closing the socket cancels every
+ * request on it.
+ */
+import { readFile, unlink } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import type { HttpRequest, TemplatedApp, WebSocket } from '../../native/uws.js';
+import { SwitchyardError, toSwitchyardError } from '../errors.js';
+import { Call, type CallSink } from '../endpoints/call.js';
+import type { Endpoint } from '../endpoints/endpoint.js';
+import type { ApiKeys } from './auth.js';
+import { writeError } from './respond.js';
+import { parseClientMessage, replyEncoder, type ClientId, type ReplyEncoder, type ReplyFrame } from './ws-messages.js';
+
+/** Above this many buffered bytes a socket gets nothing more until it drains. */
+const HIGH_WATER = 1024 * 1024;
+/** uWS drops messages past this; the queue keeps sends below HIGH_WATER, so it is a backstop. */
+const MAX_BACKPRESSURE = 4 * HIGH_WATER;
+/** Seconds without traffic before uWS closes a socket; uWS pings idle clients before that. */
+const IDLE_TIMEOUT_S = 120;
+
+export interface WebSocketContext {
+  endpoints: ReadonlyMap<string, Endpoint>;
+  /** Bearer keys per endpoint, checked on the upgrade request. */
+  keys: ReadonlyMap<string, ApiKeys>;
+  region: string;
+  maxBodyBytes: number;
+  isDraining(): boolean;
+  /** The gateway-wide request id counter, shared with HTTP. */
+  nextRequestId(): number;
+}
+
+interface SocketData {
+  connection: WsConnection;
+}
+
+interface Outgoing {
+  frame: ReplyFrame;
+  /** The stream whose credit this chunk holds. */
+  creditOf: Call | undefined;
+}
+
+/** Headers handed to the predictor: the upgrade's, minus credentials and the handshake's own. */
+function predictorHeaders(req: HttpRequest): Record<string, string> {
+  const headers: Record<string, string> = {};
+  req.forEach((key, value) => {
+    if (key !== 'authorization' && !key.startsWith('sec-websocket-')) headers[key] = value;
+  });
+  return headers;
+}
+
+/** Ids compare as text: `1` and `"1"` name the same request. */
+const keyOf = (id: ClientId): string => String(id);
+
+/** One request on a socket, as the endpoint's sink. */
+class WsCall implements CallSink {
+  call!: Call;
+
+  constructor(
+    private readonly connection: WsConnection,
+    readonly key: string,
+    readonly replies: ReplyEncoder,
+  ) {}
+
+  onResult(body: Uint8Array, contentType: string): void {
+    this.connection.finish(this, this.replies.result(body, contentType));
+  }
+
+  onFile(path: string, _size: number, contentType: string, remove: boolean): void {
+    void this.connection.sendFile(this, path, contentType, remove);
+  }
+
+  onStreamStart(): void {
+    // Nothing to say yet: a stream's first message is its first chunk (or `done`).
+  }
+
+  onChunk(data: Uint8Array): void {
+    this.connection.send(this.replies.chunk(data), this.call);
+  }
+
+  onStreamEnd(): void {
+    this.connection.finish(this, this.replies.done());
+  }
+
+  onError(err: SwitchyardError): void {
+    this.connection.finish(this, this.replies.error(err));
+  }
+}
+
+class WsConnection {
+  private ws: WebSocket<SocketData> | undefined;
+  private open = true;
+  private readonly live = new Map<string, WsCall>();
+  private queue: Array<Outgoing | undefined> = [];
+  private head = 0;
+  /** Chunks sent while the socket was over HIGH_WATER: their credit waits for `drain`. */
+  private held: Call[] = [];
+  private flushScheduled = false;
+
+  constructor(
+    private readonly endpoint: Endpoint,
+    private readonly headers: Record<string, string>,
+    private readonly regions: readonly string[],
+    private readonly limitBytes: number,
+    private readonly ctx: WebSocketContext,
+  ) {}
+
+  attach(ws: WebSocket<SocketData>): void {
+    this.ws = ws;
+  }
+
+  receive(message: ArrayBuffer, binary: boolean): void {
+    const parsed = parseClientMessage(message, binary, this.limitBytes);
+    if (parsed.kind === 'invalid') {
+      this.send(replyEncoder(parsed.id, binary).error(parsed.error));
+      return;
+    }
+    const key = keyOf(parsed.id);
+    if (parsed.kind === 'cancel') {
+      // Cancelling an id that already finished (or never was) is not an error: the two crossed.
+      const request = this.live.get(key);
+      if (!request) return;
+      this.live.delete(key);
+      this.endpoint.cancel(request.call);
+      this.send(request.replies.error(new SwitchyardError('SY_CANCELLED', 'the request was cancelled')));
+      return;
+    }
+    const replies = replyEncoder(parsed.id, binary);
+    if (this.live.has(key)) {
+      this.send(replies.error(new SwitchyardError('SY_BAD_REQUEST', `id ${JSON.stringify(parsed.id)} is already in use on this socket; this message was refused, the request with that id goes on`)));
+      return;
+    }
+    const config = this.endpoint.config;
+    let fileType: string | undefined;
+    if (parsed.accept !== undefined) {
+      if (!config.produces.includes(parsed.accept)) {
+        this.send(replies.error(new SwitchyardError('SY_NOT_ACCEPTABLE', `this endpoint cannot produce ${parsed.accept}; it offers ${['application/json', ...config.produces].join(', ')}`)));
+        return;
+      }
+      fileType = parsed.accept;
+    }
+    const timeoutMs = Math.min(parsed.timeoutMs ?? config.timeout_ms, config.timeout_ms);
+    const sink = new WsCall(this, key, replies);
+    const call = new Call(
+      {
+        id: this.ctx.nextRequestId(),
+        input: parsed.input,
+        stream: parsed.stream,
+        encoding: binary ? 'msgpack' : 'json',
+        fileType,
+        deadline: Date.now() + timeoutMs,
+        headers: this.headers,
+      },
+      sink,
+      this.regions,
+      performance.now(),
+    );
+    sink.call = call;
+    this.live.set(key, sink);
+    this.endpoint.submit(call);
+  }
+
+  /** The last message of a request: its id is free again. */
+  finish(request: WsCall, frame: ReplyFrame): void {
+    if (this.live.get(request.key) === request) this.live.delete(request.key);
+    this.send(frame);
+  }
+
+  /** Over a WebSocket a file comes whole, in one message (HTTP streams it and serves ranges). */
+  async sendFile(request: WsCall, path: string, contentType: string, remove: boolean): Promise<void> {
+    try {
+      const bytes = await readFile(path);
+      this.finish(request, request.replies.file(bytes, contentType));
+    } catch (err) {
+      this.finish(request, request.replies.error(new SwitchyardError('SY_INTERNAL', `the output file could not be read: ${toSwitchyardError(err).message}`)));
+    } finally {
+      if (remove) await unlink(path).catch(() => undefined);
+    }
+  }
+
+  send(frame: ReplyFrame, creditOf?: Call): void {
+    if (!this.open) return;
+    this.queue.push({ frame, creditOf });
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // Frames of one replica batch arrive in one synchronous run: one cork for all of them.
+      queueMicrotask(() => this.flush());
+    }
+  }
+
+  /** Sends what the socket takes now; called after each turn's replies and on `drain`. */
+  flush(): void {
+    this.flushScheduled = false;
+    const ws = this.ws;
+    if (!this.open || !ws) return;
+    if (this.head < this.queue.length && ws.getBufferedAmount() < HIGH_WATER) {
+      ws.cork(() => {
+        while (this.head < this.queue.length && ws.getBufferedAmount() < HIGH_WATER) {
+          const out = this.queue[this.head]!;
+          this.queue[this.head++] = undefined;
+          ws.send(out.frame.data, out.frame.binary);
+          if (out.creditOf) this.held.push(out.creditOf);
+        }
+      });
+      if (this.head === this.queue.length) {
+        this.queue = [];
+        this.head = 0;
+      } else if (this.head > 1024) {
+        this.queue = this.queue.slice(this.head);
+        this.head = 0;
+      }
+    }
+    if (this.held.length > 0 && this.head === this.queue.length && ws.getBufferedAmount() < HIGH_WATER) {
+      const held = this.held;
+      this.held = [];
+      for (const call of held) this.endpoint.ack(call);
+    }
+  }
+
+  /** The socket is gone: every request on it is cancelled (their generators stop in the worker). */
+  closed(): void {
+    this.open = false;
+    this.ws = undefined;
+    this.queue = [];
+    this.head = 0;
+    this.held = [];
+    const requests = [...this.live.values()];
+    this.live.clear();
+    for (const request of requests) this.endpoint.cancel(request.call);
+  }
+}
+
+export function installWebSocket(app: TemplatedApp, ctx: WebSocketContext): void {
+  let maxPayloadLength = ctx.maxBodyBytes;
+  for (const endpoint of ctx.endpoints.values()) maxPayloadLength = Math.max(maxPayloadLength, endpoint.config.max_body_bytes ?? ctx.maxBodyBytes);
+
+  app.ws<SocketData>('/inference/:endpoint', {
+    // The largest endpoint limit; each message is then checked against its own endpoint's.
+    maxPayloadLength,
+    maxBackpressure: MAX_BACKPRESSURE,
+    idleTimeout: IDLE_TIMEOUT_S,
+    upgrade: (res, req, context) => {
+      const name = req.getParameter(0) ?? '';
+      const endpoint = ctx.endpoints.get(name);
+      if (!endpoint) {
+        writeError(res, new SwitchyardError('SY_NOT_FOUND', `no endpoint named "${name}"`));
+        return;
+      }
+      if (ctx.isDraining()) {
+        writeError(res, new SwitchyardError('SY_SHUTTING_DOWN', 'the gateway is shutting down', { retryAfterS: 1 }));
+        return;
+      }
+      try {
+        // Header only: a key in the URL would end up in access logs and browser history.
+        ctx.keys.get(name)?.check(req.getHeader('authorization'));
+      } catch (err) {
+        writeError(res, toSwitchyardError(err));
+        return;
+      }
+      const clientRegion = req.getHeader('x-switchyard-region');
+      const regions = clientRegion && clientRegion !== ctx.region ? [clientRegion, ctx.region] : [ctx.region];
+      const limit = endpoint.config.max_body_bytes ?? ctx.maxBodyBytes;
+      const connection = new WsConnection(endpoint, predictorHeaders(req), regions, limit, ctx);
+      res.upgrade<SocketData>(
+        { connection },
+        req.getHeader('sec-websocket-key'),
+        req.getHeader('sec-websocket-protocol'),
+        req.getHeader('sec-websocket-extensions'),
+        context,
+      );
+    },
+    open: (ws) => ws.getUserData().connection.attach(ws),
+    message: (ws, message, isBinary) => ws.getUserData().connection.receive(message, isBinary),
+    drain: (ws) => ws.getUserData().connection.flush(),
+    close: (ws) => ws.getUserData().connection.closed(),
+  });
+}

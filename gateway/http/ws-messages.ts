@@ -1,0 +1,176 @@
+/**
+ * The WebSocket message shapes (docs/streaming.md), as pure functions: reading a client message,
+ * and writing each kind of reply. Replies use the encoding their request came in: JSON requests
+ * (text frames) get JSON text frames, msgpack requests (binary frames) get msgpack binary frames.
+ *
+ * Bytes stay bytes where the encoding allows it: msgpack carries chunks and byte results as bin,
+ * and a unary JSON or msgpack answer, already encoded by the replica, is spliced in without being
+ * parsed again. JSON has no bytes: a chunk that is valid UTF-8 goes as a string, any other chunk
+ * (and a byte result or a file) as base64 marked `"encoding": "base64"`.
+ */
+import { isUtf8 } from 'node:buffer';
+import { SwitchyardError } from '../errors.js';
+import { pack, unpack } from '../../workers/protocol/envelopes.js';
+
+/** The id a client gives a request: a non-empty string or a number; unique among its live requests on one socket. */
+export type ClientId = string | number;
+
+export type ClientMessage =
+  | { kind: 'request'; id: ClientId; input: unknown; stream: boolean; accept?: string; timeoutMs?: number }
+  | { kind: 'cancel'; id: ClientId }
+  /** `id` is null when the message could not be read far enough to find one. */
+  | { kind: 'invalid'; id: ClientId | null; error: SwitchyardError };
+
+const MAX_ID_LENGTH = 256;
+
+function invalid(id: ClientId | null, message: string, code: 'SY_BAD_REQUEST' | 'SY_PAYLOAD_TOO_LARGE' = 'SY_BAD_REQUEST'): ClientMessage {
+  return { kind: 'invalid', id, error: new SwitchyardError(code, message) };
+}
+
+function isClientId(value: unknown): value is ClientId {
+  return (typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH) || (typeof value === 'number' && Number.isFinite(value));
+}
+
+/**
+ * Reads one message. uWS neuters `message` when its callback returns, and msgpack bin values would
+ * point into it, so a binary message is copied before it is decoded.
+ */
+export function parseClientMessage(message: ArrayBuffer, binary: boolean, limitBytes: number): ClientMessage {
+  if (message.byteLength > limitBytes) return invalid(null, `the message is larger than ${limitBytes} bytes`, 'SY_PAYLOAD_TOO_LARGE');
+  let parsed: unknown;
+  if (binary) {
+    try {
+      parsed = unpack(new Uint8Array(message.slice(0)));
+    } catch (err) {
+      return invalid(null, `the message is not valid msgpack: ${(err as Error).message}`);
+    }
+  } else {
+    try {
+      parsed = JSON.parse(Buffer.from(message).toString('utf8'));
+    } catch (err) {
+      return invalid(null, `the message is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    return invalid(null, 'a message must be an object: {"id": ..., "input": ...}');
+  }
+  const fields = parsed as Record<string, unknown>;
+  if (!isClientId(fields.id)) return invalid(null, `"id" must be a non-empty string (at most ${MAX_ID_LENGTH} characters) or a number`);
+  const id = fields.id;
+  if (fields.cancel !== undefined) {
+    if (fields.cancel !== true) return invalid(id, '"cancel" must be true');
+    return { kind: 'cancel', id };
+  }
+  if (fields.stream !== undefined && typeof fields.stream !== 'boolean') return invalid(id, '"stream" must be true or false');
+  if (fields.accept !== undefined && typeof fields.accept !== 'string') return invalid(id, '"accept" must be a media type such as "image/png"');
+  const timeout = fields.timeout_ms;
+  if (timeout !== undefined && !(typeof timeout === 'number' && Number.isFinite(timeout) && timeout > 0)) {
+    return invalid(id, '"timeout_ms" must be a positive number of milliseconds');
+  }
+  return {
+    kind: 'request',
+    id,
+    input: fields.input === undefined ? {} : fields.input,
+    stream: fields.stream === true,
+    ...(fields.accept === undefined ? {} : { accept: (fields.accept as string).trim().toLowerCase() }),
+    ...(timeout === undefined ? {} : { timeoutMs: timeout as number }),
+  };
+}
+
+/** One message to send: the bytes (or text) and whether it goes as a binary frame. */
+export interface ReplyFrame {
+  data: Uint8Array | string;
+  binary: boolean;
+}
+
+/** Writes the replies of one request, tagged with its id. */
+export interface ReplyEncoder {
+  chunk(data: Uint8Array): ReplyFrame;
+  /** A unary answer as the replica encoded it (JSON, msgpack, or raw bytes as application/octet-stream). */
+  result(body: Uint8Array, contentType: string): ReplyFrame;
+  /** A file's bytes, with its media type. */
+  file(bytes: Uint8Array, contentType: string): ReplyFrame;
+  done(): ReplyFrame;
+  error(err: SwitchyardError): ReplyFrame;
+}
+
+function errorFields(err: SwitchyardError): { code: string; message: string; retry_after_s?: number } {
+  return { code: err.code, message: err.message, ...(err.retryAfterS === undefined ? {} : { retry_after_s: err.retryAfterS }) };
+}
+
+const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+class JsonReplies implements ReplyEncoder {
+  /** `{"id":<id>,` once per request. */
+  private readonly head: string;
+  private readonly headBytes: Buffer;
+
+  constructor(id: ClientId | null) {
+    this.head = `{"id":${JSON.stringify(id)},`;
+    this.headBytes = Buffer.from(this.head + '"result":');
+  }
+
+  chunk(data: Uint8Array): ReplyFrame {
+    const bytes = asBuffer(data);
+    if (isUtf8(bytes)) return { data: `${this.head}"chunk":${JSON.stringify(bytes.toString('utf8'))}}`, binary: false };
+    return { data: `${this.head}"chunk":"${bytes.toString('base64')}","encoding":"base64"}`, binary: false };
+  }
+
+  result(body: Uint8Array, contentType: string): ReplyFrame {
+    if (contentType === 'application/json') return { data: Buffer.concat([this.headBytes, body, CLOSE_BRACE]), binary: false };
+    return this.file(body, contentType);
+  }
+
+  file(bytes: Uint8Array, contentType: string): ReplyFrame {
+    return { data: `${this.head}"result":"${asBuffer(bytes).toString('base64')}","encoding":"base64","content_type":${JSON.stringify(contentType)}}`, binary: false };
+  }
+
+  done(): ReplyFrame {
+    return { data: `${this.head}"done":true}`, binary: false };
+  }
+
+  error(err: SwitchyardError): ReplyFrame {
+    return { data: `${this.head}"error":${JSON.stringify(errorFields(err))}}`, binary: false };
+  }
+}
+
+const CLOSE_BRACE = Buffer.from('}');
+
+/** msgpackr packs into a shared scratch buffer; a queued frame needs its own copy. */
+const packOwned = (value: unknown): Uint8Array => Uint8Array.prototype.slice.call(pack(value));
+
+class MsgpackReplies implements ReplyEncoder {
+  /** The map `{id, result: nil}` without its final nil byte: an encoded result is appended in its place. */
+  private resultHead: Uint8Array | undefined;
+
+  constructor(private readonly id: ClientId | null) {}
+
+  chunk(data: Uint8Array): ReplyFrame {
+    return { data: packOwned({ id: this.id, chunk: data }), binary: true };
+  }
+
+  result(body: Uint8Array, contentType: string): ReplyFrame {
+    if (contentType !== 'application/msgpack') return this.file(body, contentType);
+    this.resultHead ??= packOwned({ id: this.id, result: null }).subarray(0, -1);
+    const frame = new Uint8Array(this.resultHead.byteLength + body.byteLength);
+    frame.set(this.resultHead, 0);
+    frame.set(body, this.resultHead.byteLength);
+    return { data: frame, binary: true };
+  }
+
+  file(bytes: Uint8Array, contentType: string): ReplyFrame {
+    return { data: packOwned({ id: this.id, result: bytes, content_type: contentType }), binary: true };
+  }
+
+  done(): ReplyFrame {
+    return { data: packOwned({ id: this.id, done: true }), binary: true };
+  }
+
+  error(err: SwitchyardError): ReplyFrame {
+    return { data: packOwned({ id: this.id, error: errorFields(err) }), binary: true };
+  }
+}
+
+export function replyEncoder(id: ClientId | null, binary: boolean): ReplyEncoder {
+  return binary ? new MsgpackReplies(id) : new JsonReplies(id);
+}
