@@ -81,7 +81,7 @@ function emitError(id: number, err: unknown, fallback: 'SY_PREDICTOR_ERROR' | 'S
 function onMessage(bytes: Uint8Array): void {
   const msg = unpack<RequestBatch | ControlMessage>(bytes);
   if ('reqs' in msg) {
-    for (const env of msg.reqs) void handle(env);
+    void handleMessage(msg.reqs);
     return;
   }
   const raw = msg;
@@ -96,7 +96,16 @@ function onMessage(bytes: Uint8Array): void {
   }
 }
 
-async function handle(env: RequestEnvelope): Promise<void> {
+interface Prepared {
+  env: RequestEnvelope;
+  input: unknown;
+  stream: boolean;
+  req: PredictRequest;
+  entry: Active;
+}
+
+/** Registers the request and decodes its body; a body that does not decode is answered here. */
+function prepare(env: RequestEnvelope): Prepared | undefined {
   const controller = new AbortController();
   const entry: Active = { controller, credit: env.credit ?? DEFAULT_STREAM_CREDIT };
   active.set(env.id, entry);
@@ -109,13 +118,66 @@ async function handle(env: RequestEnvelope): Promise<void> {
       deadline: env.deadline,
       signal: controller.signal,
     };
-    if (stream || env.stream) await runStream(env.id, input, req, entry);
-    else await runUnary(env, input, req);
+    return { env, input, stream: stream || env.stream === true, req, entry };
   } catch (err) {
-    if (!controller.signal.aborted) emitError(env.id, err);
-  } finally {
+    emitError(env.id, err);
     active.delete(env.id);
+    return undefined;
   }
+}
+
+async function handle(p: Prepared): Promise<void> {
+  try {
+    if (p.stream) await runStream(p.env.id, p.input, p.req, p.entry);
+    else await runUnary(p.env, p.input, p.req);
+  } catch (err) {
+    if (!p.req.signal.aborted) emitError(p.env.id, err);
+  } finally {
+    active.delete(p.env.id);
+  }
+}
+
+/**
+ * Dynamic batching: when the predictor has predictBatch, the plain unary requests of one message
+ * (everything that reached the gateway in one event-loop turn) go to it in one call.
+ */
+async function handleMessage(envs: RequestEnvelope[]): Promise<void> {
+  const batch: Prepared[] = [];
+  for (const env of envs) {
+    const p = prepare(env);
+    if (!p) continue;
+    if (p.stream || env.fileType || typeof predictor!.predictBatch !== 'function') void handle(p);
+    else batch.push(p);
+  }
+  if (batch.length === 1) void handle(batch[0]!);
+  if (batch.length < 2) return;
+  let results: unknown[] | undefined;
+  let failure: unknown;
+  try {
+    results = await predictor!.predictBatch!(
+      batch.map((p) => p.input),
+      batch.map((p) => p.req),
+    );
+    if (!Array.isArray(results) || results.length !== batch.length) {
+      throw new SwitchyardError('SY_PREDICTOR_OUTPUT', `predictBatch returned ${Array.isArray(results) ? results.length : typeof results} results for ${batch.length} inputs`);
+    }
+  } catch (err) {
+    failure = err;
+  }
+  batch.forEach((p, i) => {
+    try {
+      if (p.req.signal.aborted) return;
+      const result = failure === undefined ? results![i] : undefined;
+      if (failure !== undefined) throw failure;
+      if (result instanceof Error) throw result;
+      const { body, contentType } = encodeResult(result, p.env.encoding);
+      emit({ t: 'result', id: p.env.id, body, contentType });
+    } catch (err) {
+      emitError(p.env.id, err);
+    } finally {
+      active.delete(p.env.id);
+    }
+  });
 }
 
 async function runUnary(env: RequestEnvelope, input: unknown, req: PredictRequest): Promise<void> {

@@ -43,6 +43,11 @@ export interface Predictor {
   setup?(ctx: SetupContext): unknown | Promise<unknown>;
   predict(input: unknown, req: PredictRequest): unknown | Promise<unknown>;
   predictStream?(input: unknown, req: PredictRequest): AsyncIterable<StreamChunk> | Iterable<StreamChunk>;
+  /**
+   * Optional dynamic batching: the unary requests that reached the replica together, in one call.
+   * Returns one result (or an Error for that request alone) per input, in order.
+   */
+  predictBatch?(inputs: unknown[], reqs: PredictRequest[]): Promise<unknown[]>;
   ready?(): boolean | Promise<boolean>;
   teardown?(): unknown | Promise<unknown>;
 }
