@@ -15,7 +15,8 @@ export function demoConfig(overrides: { port?: number; host?: string } = {}): Re
     server: { ...(overrides.port === undefined ? {} : { port: overrides.port }), ...(overrides.host === undefined ? {} : { host: overrides.host }) },
     endpoints: {
       echo: { predictor: examples('echo/predictor.js'), replicas: 1, max_concurrency: 256 },
-      mlp: { model: sourceExamples('mlp/model.onnx'), replicas: 1, max_concurrency: 64 },
+      // A small model: one onnxruntime thread per replica beats threads fighting over the cores.
+      mlp: { model: sourceExamples('mlp/model.onnx'), replicas: 1, max_concurrency: 64, settings: { intra_op_threads: 1 } },
       stream: { predictor: examples('stream/predictor.js'), replicas: 1, max_concurrency: 256, settings: { interval_ms: 200 } },
       image: { predictor: examples('image/predictor.js'), replicas: 1, max_concurrency: 64, produces: ['image/png'] },
     },
