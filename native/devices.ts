@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import os from 'node:os';
 import { ConfigError } from '../gateway/config/load.js';
 import { DEVICE_PATTERN } from '../gateway/config/schema.js';
+import { listExecutionProviders } from './onnx.js';
 
 export type DeviceKind = 'cpu' | 'cuda' | 'coreml';
 
@@ -21,6 +22,8 @@ export interface DeviceInfo {
   memoryBytes: number;
   /** Logical cores, for the CPU. */
   cores?: number;
+  /** Whether onnxruntime's execution provider for this device really loads here (ONNX endpoints need it). */
+  onnx?: boolean;
 }
 
 export interface DiscoverOptions {
@@ -28,6 +31,8 @@ export interface DiscoverOptions {
   nvidiaSmi?: string;
   /** How long `nvidia-smi` may take before the machine counts as GPU-less. */
   probeTimeoutMs?: number;
+  /** Execution providers that load (default: onnxruntime is asked, once per process). */
+  onnxProviders?: () => Promise<string[]>;
   platform?: NodeJS.Platform;
   arch?: string;
 }
@@ -88,6 +93,9 @@ export async function discoverDevices(options: DiscoverOptions = {}): Promise<De
   if (platform === 'darwin' && arch === 'arm64') {
     devices.push({ id: 'coreml', kind: 'coreml', name: devices[0].name, memoryBytes: os.totalmem() });
   }
+  // A GPU whose CUDA provider does not load can still serve predictor modules, not ONNX models.
+  const providers = await (options.onnxProviders ?? listExecutionProviders)().catch(() => [] as string[]);
+  for (const device of devices) device.onnx = providers.includes(device.kind);
   return devices;
 }
 

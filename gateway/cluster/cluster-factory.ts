@@ -112,6 +112,8 @@ export class ClusterReplicaFactory implements ReplicaFactory {
         const free = this.freeOn(member);
         if (free === 0) continue;
         for (const device of member.devices) {
+          // An ONNX endpoint only goes where onnxruntime's provider for the device loads.
+          if (config.model !== undefined && device.onnx === false) continue;
           if (wanted(device.id)) candidates.push({ node: member.name, region: member.region, device: device.id, free });
         }
       }

@@ -31,6 +31,20 @@ function endpoint(fields: Record<string, unknown>): EndpointConfig {
 const where = (links: { node: string; device: string }[]) => links.map((l) => `${l.node}/${l.device}`);
 
 describe('ClusterReplicaFactory', () => {
+  it('puts ONNX endpoints only on devices whose onnxruntime provider loads; predictor modules anywhere', () => {
+    const cluster = new FakeCluster();
+    const gpu = member('gpu-box', 'eu', ['cuda:0'], 4);
+    gpu.devices[0]!.onnx = false; // nvidia-smi sees the GPU, but the CUDA provider does not load
+    const cpu = member('cpu-box', 'eu', ['cpu'], 4);
+    cpu.devices[0]!.onnx = true;
+    cluster.nodes = [gpu, cpu];
+    const factory = new ClusterReplicaFactory({ cluster, region: 'eu' });
+    const onnx = validateConfig({ endpoints: { m: { model: '/m.onnx', placement: 'remote', devices: ['cuda:0', 'cpu'] } } }).endpoints.m!;
+    assert.deepEqual(where(factory.create('m', onnx, 1)), ['cpu-box/cpu']);
+    assert.deepEqual(where(factory.create('e', endpoint({ placement: 'remote', devices: ['cuda:0', 'cpu'] }), 1)), ['gpu-box/cuda:0']);
+  });
+
+
   it('places remote-only endpoints on nodes by device preference, then region, bounded per node over all its devices', () => {
     const cluster = new FakeCluster();
     cluster.nodes = [member('gpu-box', 'us', ['cpu', 'cuda:0'], 2), member('cpu-eu', 'eu', ['cpu'], 8)];
