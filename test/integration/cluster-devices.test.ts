@@ -24,6 +24,17 @@ describe('device discovery', () => {
     assert.equal(devices[0].memoryBytes, os.totalmem());
   });
 
+  it('marks each device by whether its onnxruntime provider really loads', async () => {
+    const smi = tool('nvidia-smi-onnx', `printf '0, NVIDIA H100 80GB HBM3, 81559 MiB\\n'`);
+    const cudaMissing = await discoverDevices({ nvidiaSmi: smi, platform: 'linux', onnxProviders: async () => ['cpu'] });
+    assert.deepEqual(cudaMissing.map((d) => [d.id, d.onnx]), [['cpu', true], ['cuda:0', false]]);
+    const cudaLoads = await discoverDevices({ nvidiaSmi: smi, platform: 'linux', onnxProviders: async () => ['cpu', 'cuda'] });
+    assert.deepEqual(cudaLoads.map((d) => [d.id, d.onnx]), [['cpu', true], ['cuda:0', true]]);
+    // The real probe on this machine: the CPU provider always loads.
+    const real = await discoverDevices({ nvidiaSmi: path.join(dir, 'absent-nvidia-smi'), platform: 'linux' });
+    assert.equal(real[0]!.onnx, true);
+  });
+
   it('lists NVIDIA GPUs from nvidia-smi', async () => {
     const smi = tool('nvidia-smi', `printf '0, NVIDIA H100 80GB HBM3, 81559 MiB\\n1, NVIDIA GeForce RTX 4090, 24564 MiB\\n'`);
     const devices = await discoverDevices({ nvidiaSmi: smi, platform: 'linux' });
