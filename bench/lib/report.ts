@@ -194,7 +194,7 @@ function oneLine(text: string): string {
 const PANEL_WIDTH = 760;
 const PANEL_HEIGHT = 300;
 const MARGIN = { left: 70, right: 170, top: 40, bottom: 50 };
-const PALETTE = ['#d62728', '#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
+const PALETTE = ['#d62728', '#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22', '#393b79', '#637939', '#8c6d31', '#843c39', '#7b4173', '#3182bd'];
 
 function niceStep(max: number, ticks: number): number {
   const raw = max / ticks;
