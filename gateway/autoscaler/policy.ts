@@ -39,8 +39,14 @@ export interface PolicyState {
   readonly upTarget: number;
   /** Since when (ms) a count below the current one has been wanted; null when not. */
   readonly downSince: number | null;
-  /** The highest count wanted since `downSince`: scale-down never undercuts any moment of the delay. */
+  /** The highest count wanted over the last `scaledown_delay_secs`: scale-down never undercuts any moment of it. */
   readonly downTarget: number;
+  /**
+   * The counts wanted over the last `scaledown_delay_secs`, as a monotonic queue ([time, count],
+   * counts strictly falling): its head is the sliding maximum. Once the lower demand has held for
+   * the delay, each lower count is reached as soon as it has held that long, not a delay later.
+   */
+  readonly downWindow: ReadonlyArray<readonly [number, number]>;
   /** Panic mode lasts until this time (ms); null when calm. */
   readonly panicUntil: number | null;
 }
@@ -50,6 +56,7 @@ export const INITIAL_POLICY_STATE: PolicyState = Object.freeze({
   upTarget: 0,
   downSince: null,
   downTarget: 0,
+  downWindow: [],
   panicUntil: null,
 });
 
@@ -157,6 +164,7 @@ export function decideReplicas(ctx: PolicyContext): Decision {
  * whole delay; the move then goes only as far as every moment of the delay agreed on.
  */
 function delayed(ctx: PolicyContext, effective: number, goal: number, direction: 'up' | 'down', demand: string): Decision {
+  if (direction === 'down') return delayedDown(ctx, effective, goal, demand);
   const { now, knobs, state } = ctx;
   const up = direction === 'up';
   const delayMs = (up ? knobs.upscale_delay_secs : knobs.scaledown_delay_secs) * 1000;
@@ -180,4 +188,36 @@ function delayed(ctx: PolicyContext, effective: number, goal: number, direction:
     // Only reached when calm, so panic state is empty.
     state: up ? { ...INITIAL_POLICY_STATE, upSince: since, upTarget: agreed } : { ...INITIAL_POLICY_STATE, downSince: since, downTarget: agreed },
   };
+}
+
+/**
+ * Scale-down: replicas go only once a lower count has been all that was wanted for the whole
+ * delay; the count is the highest wanted over the trailing delay (a sliding maximum), so a brief
+ * dip removes nothing and a falling load steps down as soon as each step has held.
+ */
+function delayedDown(ctx: PolicyContext, effective: number, goal: number, demand: string): Decision {
+  const { now, knobs, state } = ctx;
+  const delayMs = knobs.scaledown_delay_secs * 1000;
+  const continues = state.downSince !== null;
+  const since = continues ? state.downSince! : now;
+  const window: Array<readonly [number, number]> = (continues ? state.downWindow : []).filter(([t]) => t > now - delayMs);
+  while (window.length > 0 && window[window.length - 1]![1] <= goal) window.pop();
+  window.push([now, goal]);
+  const agreed = window[0]![1];
+  const pending = { ...INITIAL_POLICY_STATE, downSince: since, downTarget: agreed, downWindow: window };
+  if (now - since >= delayMs && agreed < effective) {
+    const held = delayMs > 0 ? ` held ${fmt((now - since) / 1000)}s` : '';
+    return {
+      desired: agreed,
+      reason: 'scale_down',
+      detail: `${demand};${held} ${effective} → ${agreed}`,
+      // Reached what is wanted now: done. Otherwise keep the window and step again once the higher counts age out.
+      state: agreed === goal ? INITIAL_POLICY_STATE : pending,
+    };
+  }
+  const wait =
+    now - since < delayMs
+      ? `${fmt((delayMs - (now - since)) / 1000)}s left of scaledown_delay_secs ${fmt(delayMs / 1000)}`
+      : `${agreed} wanted within the last ${fmt(delayMs / 1000)}s`;
+  return { desired: effective, reason: 'delayed_down', detail: `${demand}; wants ${agreed}, ${wait}`, state: pending };
 }

@@ -140,18 +140,20 @@ describe('AutoscaleController', () => {
       ep.load(t, 4);
       ctl.tickNow();
     }
-    // The 1 s average slides from 16 to 4: it first wants 3 replicas at 4600, then 2 at 5000 and
-    // 1 from 5200. The highest count wanted in the 2 s from 4600 (3) is what 6600 scales to; the
-    // next 2 s of wanting 1 (from 6800) take it there at 8800.
+    // The 1 s average slides from 16 to 4: it first wants 3 replicas at 4600, then 2 and then 1
+    // from 5200. Once the lower demand has held 2 s (at 6600), each step is the highest count
+    // wanted over the trailing 2 s: 3 at 6600, 2 at 6800, 1 at 7000, i.e. window + delay after
+    // the load dropped, not a delay per step.
     assert.deepEqual(
       ep.calls.map((c) => [c.desired, c.reason, c.at]),
       [
         [3, 'scale_down', 6600],
-        [1, 'scale_down', 8800],
+        [2, 'scale_down', 6800],
+        [1, 'scale_down', 7000],
       ],
     );
     assert.deepEqual([ep.ready, ep.starting, ep.draining], [1, 0, 3]);
-    assert.deepEqual(reasons(ctl.decisions()), ['steady:4→4', 'delayed_down:4→4', 'scale_down:4→3', 'delayed_down:3→3', 'scale_down:3→1', 'steady:1→1']);
+    assert.deepEqual(reasons(ctl.decisions()), ['steady:4→4', 'delayed_down:4→4', 'scale_down:4→3', 'scale_down:3→2', 'scale_down:2→1', 'steady:1→1']);
   });
 
   test('a lagging endpoint is not asked twice, nor the other way, while it catches up', () => {

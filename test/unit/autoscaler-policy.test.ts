@@ -147,6 +147,22 @@ describe('decideReplicas: scale-down delay', () => {
     assert.equal(down.desired, 3);
   });
 
+  test('a falling load steps down as each lower count has held the delay, not one delay per step', () => {
+    const sim = new TickSim(k, 6);
+    sim.ticks(10, { avg: 12 }); // wants 3
+    sim.ticks(5, { avg: 8 }); // wants 2
+    sim.ticks(15, { avg: 4 }); // wants 1
+    // 30 s after the demand first fell: the highest of the trailing 30 s (3).
+    const first = sim.tick({ avg: 4 });
+    assert.deepEqual([first.reason, first.desired], ['scale_down', 3]);
+    // The 3s age out of the trailing 30 s over the next ten ticks, then the 2s over five more.
+    const next = sim.ticks(15, { avg: 4 });
+    const steps = next.filter((d) => d.reason === 'scale_down').map((d) => d.desired);
+    assert.deepEqual(steps, [2, 1]);
+    assert.equal(sim.current, 1);
+    assert.deepEqual(sim.state, INITIAL_POLICY_STATE, 'reaching what is wanted now ends the pending scale-down');
+  });
+
   test('scaledown_delay_secs 0 scales down on the first tick', () => {
     const sim = new TickSim(knobs({ max_replicas: 10, scaledown_delay_secs: 0, ...calmKnobs }), 5);
     const d = sim.tick({ avg: 4 });
