@@ -8,6 +8,7 @@
  * SY_REPLICA_LOST. Scale-down drains: a draining replica takes no new request and stops once its
  * in-flight ones are done.
  */
+import { unlink } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { AutoscalingConfig, EndpointConfig } from '../config/schema.js';
 import type { ScalableEndpoint } from '../autoscaler/controller.js';
@@ -95,14 +96,14 @@ export class Endpoint implements ScalableEndpoint {
       this.fail(call, new SwitchyardError('SY_SHUTTING_DOWN', 'the gateway is shutting down'));
       return;
     }
-    const replica = this.queueLength() === 0 ? pickReplica(this.replicas, call.regions) : undefined;
+    const replica = this.tracker.queued === 0 ? pickReplica(this.replicas, call.regions) : undefined;
     if (replica) {
       this.tracker.admitted();
       replica.assign(call, performance.now());
       this.deadlines.push(call);
       return;
     }
-    if (this.queueLength() >= this.config.max_queue) {
+    if (this.tracker.queued >= this.config.max_queue) {
       this.observer.onFinished(this.name, 503, 0);
       call.state = 'done';
       call.sink.onError(new SwitchyardError('SY_QUEUE_FULL', `endpoint "${this.name}" is at capacity (${this.config.max_queue} queued)`, { retryAfterS: 1 }));
@@ -116,6 +117,8 @@ export class Endpoint implements ScalableEndpoint {
     this.tracker.enqueued();
     this.queue.push(call);
     this.deadlines.push(call);
+    // Entries ahead of it may be stale (cancelled, expired) while a replica has room.
+    this.pump();
     // Scale from zero: the request waits in the queue (bounded by its deadline) while a replica starts.
     if (cold) this.onColdStart?.();
   }
@@ -127,11 +130,16 @@ export class Endpoint implements ScalableEndpoint {
     if (call.state === 'queued') {
       this.tracker.abandoned();
     } else if (replica) {
-      replica.link.control({ t: 'cancel', id: call.id });
+      this.cancelOn(replica, call);
       this.release(call, replica, false);
     }
     call.state = 'done';
     this.observer.onFinished(this.name, 499, performance.now() - call.startedAt);
+  }
+
+  /** Stops a request on its replica; one still waiting for this turn's batch is simply not sent. */
+  private cancelOn(replica: Replica, call: Call): void {
+    if (!replica.withdraw(call)) replica.link.control({ t: 'cancel', id: call.id });
   }
 
   /** The sink wrote a stream chunk to its client: return credit to the replica. */
@@ -144,10 +152,6 @@ export class Endpoint implements ScalableEndpoint {
       call.acked = 0;
       call.replica.link.control({ t: 'credit', id: call.id, n: STREAM_CREDIT_BATCH });
     }
-  }
-
-  private queueLength(): number {
-    return this.queue.length - this.queueHead;
   }
 
   /** Hands queued requests to replicas with room. */
@@ -184,7 +188,11 @@ export class Endpoint implements ScalableEndpoint {
     const now = performance.now();
     for (const frame of frames) {
       const call = replica.calls.get(frame.id);
-      if (!call) continue;
+      if (!call) {
+        // Its request was cancelled or timed out while the file was being written.
+        if (frame.t === 'file' && frame.remove) void unlink(frame.path).catch(() => undefined);
+        continue;
+      }
       switch (frame.t) {
         case 'result':
           this.release(call, replica, true, now);
@@ -260,7 +268,7 @@ export class Endpoint implements ScalableEndpoint {
     for (const call of this.deadlines.popExpired(Date.now())) {
       const replica = call.replica;
       if (call.state === 'running' && replica) {
-        replica.link.control({ t: 'cancel', id: call.id });
+        this.cancelOn(replica, call);
         this.release(call, replica, false);
       }
       this.fail(call, new SwitchyardError('SY_DEADLINE_EXCEEDED', 'the request did not finish before its deadline; the work was aborted'));
@@ -358,6 +366,8 @@ export class Endpoint implements ScalableEndpoint {
           this.pump();
         },
         (err: Error) => {
+          // Drained or stopped while it was starting: not a failed start.
+          if (replica.state !== 'starting') return;
           replica.state = 'failed';
           replica.lastError = err.message;
           this.lastStartError = err.message;
@@ -428,7 +438,7 @@ export class Endpoint implements ScalableEndpoint {
   async drain(graceMs: number): Promise<void> {
     this.closed = true;
     const until = Date.now() + graceMs;
-    while ((this.tracker.inFlight > 0 || this.queueLength() > 0) && Date.now() < until) {
+    while ((this.tracker.inFlight > 0 || this.tracker.queued > 0) && Date.now() < until) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
@@ -437,7 +447,16 @@ export class Endpoint implements ScalableEndpoint {
     this.closed = true;
     clearInterval(this.sweeper);
     if (this.reconcileTimer) clearTimeout(this.reconcileTimer);
-    this.failQueued(new SwitchyardError('SY_SHUTTING_DOWN', 'the gateway is shutting down'));
+    const err = new SwitchyardError('SY_SHUTTING_DOWN', 'the gateway is shutting down');
+    this.failQueued(err);
+    // Whatever outlived the grace period is answered, not left hanging.
+    for (const replica of this.replicas) {
+      for (const call of [...replica.calls.values()]) {
+        this.cancelOn(replica, call);
+        this.release(call, replica, false);
+        this.fail(call, err);
+      }
+    }
     await Promise.all([...this.replicas].map((r) => this.stopReplica(r)));
   }
 }

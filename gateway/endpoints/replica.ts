@@ -81,6 +81,14 @@ export class Replica implements RoutableReplica {
     this.latencyMs += LATENCY_ALPHA * (sample - this.latencyMs);
   }
 
+  /** Takes back a request not yet sent this turn; true when it was still here (then no cancel is needed). */
+  withdraw(call: Call): boolean {
+    const i = this.pending.indexOf(call.env);
+    if (i < 0) return false;
+    this.pending.splice(i, 1);
+    return true;
+  }
+
   flush(): void {
     if (this.pending.length === 0) return;
     const reqs = this.pending;
