@@ -13,6 +13,7 @@ import { ApiKeys } from './auth.js';
 import { readBody } from './body.js';
 import { HttpCall } from './http-call.js';
 import { bodyTypeOf, negotiate } from './negotiate.js';
+import { endpointFor } from './endpoint-for.js';
 import { writeError, writeJson, writeText } from './respond.js';
 import { installWebSocket } from './websocket.js';
 
@@ -50,15 +51,8 @@ export function installRoutes(app: TemplatedApp, ctx: AppContext): void {
 
   app.post('/inference/:endpoint', (res: HttpResponse, req: HttpRequest) => {
     const name = req.getParameter(0) ?? '';
-    const endpoint = ctx.endpoints.get(name);
-    if (!endpoint) {
-      writeError(res, new SwitchyardError('SY_NOT_FOUND', `no endpoint named "${name}"`));
-      return;
-    }
-    if (ctx.isDraining()) {
-      writeError(res, new SwitchyardError('SY_SHUTTING_DOWN', 'the gateway is shutting down', { retryAfterS: 1 }));
-      return;
-    }
+    const endpoint = endpointFor(res, name, ctx);
+    if (!endpoint) return;
     const config = endpoint.config;
     let bodyType: 'json' | 'msgpack';
     let negotiated;

@@ -18,6 +18,7 @@ import { SwitchyardError, toSwitchyardError } from '../errors.js';
 import { Call, type CallSink } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { ApiKeys } from './auth.js';
+import { endpointFor } from './endpoint-for.js';
 import { writeError } from './respond.js';
 import { parseClientMessage, replyEncoder, type ClientId, type ReplyEncoder, type ReplyFrame } from './ws-messages.js';
 
@@ -250,15 +251,8 @@ export function installWebSocket(app: TemplatedApp, ctx: WebSocketContext): void
     idleTimeout: IDLE_TIMEOUT_S,
     upgrade: (res, req, context) => {
       const name = req.getParameter(0) ?? '';
-      const endpoint = ctx.endpoints.get(name);
-      if (!endpoint) {
-        writeError(res, new SwitchyardError('SY_NOT_FOUND', `no endpoint named "${name}"`));
-        return;
-      }
-      if (ctx.isDraining()) {
-        writeError(res, new SwitchyardError('SY_SHUTTING_DOWN', 'the gateway is shutting down', { retryAfterS: 1 }));
-        return;
-      }
+      const endpoint = endpointFor(res, name, ctx);
+      if (!endpoint) return;
       try {
         // Header only: a key in the URL would end up in access logs and browser history.
         ctx.keys.get(name)?.check(req.getHeader('authorization'));
