@@ -14,7 +14,7 @@
 import type { EndpointConfig } from '../config/schema.js';
 import { deviceMatches, placeReplicas, type PlacementCandidate } from '../autoscaler/placer.js';
 import type { ReplicaFactory } from '../endpoints/endpoint.js';
-import { defaultOutputDir, localDeviceLimit, LocalReplicaFactory } from '../endpoints/local-replicas.js';
+import { localDeviceLimit, LocalReplicaFactory, replicaSpecOf } from '../endpoints/local-replicas.js';
 import type { ReplicaLink, ReplicaPlacement } from '../../workers/protocol/link.js';
 import type { ReplicaSpec } from '../../workers/pool/thread-link.js';
 import type { NodeMember } from './membership.js';
@@ -127,14 +127,7 @@ export class ClusterReplicaFactory implements ReplicaFactory {
       if (link) this.localUsed.set(choice.device, (this.localUsed.get(choice.device) ?? 0) + 1);
       return link;
     }
-    const spec: ReplicaSpec = {
-      predictorPath: config.predictor,
-      modelPath: config.model,
-      outputDir: config.output_dir ?? defaultOutputDir(endpoint),
-      settings: config.settings,
-      produces: config.produces,
-      keepFiles: config.keep_files,
-    };
+    const spec = replicaSpecOf(endpoint, config);
     const link = this.cluster.createLink(
       { replicaId: `${endpoint}@${choice.node}/${choice.device}/${++this.seq}`, endpoint, device: choice.device, node: choice.node, region: choice.region },
       spec,

@@ -7,12 +7,24 @@ import os from 'node:os';
 import path from 'node:path';
 import type { EndpointConfig } from '../config/schema.js';
 import { placeReplicas, type PlacementCandidate } from '../autoscaler/placer.js';
-import { ThreadReplicaLink } from '../../workers/pool/thread-link.js';
+import { ThreadReplicaLink, type ReplicaSpec } from '../../workers/pool/thread-link.js';
 import type { ReplicaLink } from '../../workers/protocol/link.js';
 import type { ReplicaFactory } from './endpoint.js';
 
 export function defaultOutputDir(endpoint: string): string {
   return path.join(os.tmpdir(), 'switchyard', `${endpoint}-${process.pid}`);
+}
+
+/** What a replica of this endpoint loads, wherever it runs. */
+export function replicaSpecOf(endpoint: string, config: EndpointConfig): ReplicaSpec {
+  return {
+    predictorPath: config.predictor,
+    modelPath: config.model,
+    outputDir: config.output_dir ?? defaultOutputDir(endpoint),
+    settings: config.settings,
+    produces: config.produces,
+    keepFiles: config.keep_files,
+  };
 }
 
 /**
@@ -42,14 +54,7 @@ export class LocalReplicaFactory implements ReplicaFactory {
       this.used.set(device, (this.used.get(device) ?? 0) + 1);
       return new ThreadReplicaLink(
         { replicaId: `${endpoint}/${device}/${++this.seq}`, endpoint, device, node: 'local', region: this.region },
-        {
-          predictorPath: config.predictor,
-          modelPath: config.model,
-          outputDir: config.output_dir ?? defaultOutputDir(endpoint),
-          settings: config.settings,
-          produces: config.produces,
-          keepFiles: config.keep_files,
-        },
+        replicaSpecOf(endpoint, config),
       );
     });
   }
