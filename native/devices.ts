@@ -6,11 +6,21 @@
  */
 import { execFile } from 'node:child_process';
 import os from 'node:os';
-import { ConfigError } from '../gateway/config/load.js';
-import { DEVICE_PATTERN } from '../gateway/config/schema.js';
 import { listExecutionProviders } from './onnx.js';
 
 export type DeviceKind = 'cpu' | 'cuda' | 'coreml';
+
+/** The device grammar: what `devices:` in config and `--devices` on a node accept. */
+export const DEVICE_PATTERN = /^(cpu|cuda:\d+|coreml)$/;
+
+/** A `--devices` choice this machine cannot honour; the CLI exits 2 on its code, as for any config error. */
+export class DeviceSelectionError extends Error {
+  readonly code = 'SY_CONFIG_INVALID';
+  constructor(message: string) {
+    super(message);
+    this.name = 'DeviceSelectionError';
+  }
+}
 
 export interface DeviceInfo {
   /** `cpu`, `cuda:N` or `coreml`: the name endpoints use in `devices:`. */
@@ -105,18 +115,18 @@ export async function discoverDevices(options: DiscoverOptions = {}): Promise<De
  */
 export function selectDevices(spec: string, available: readonly DeviceInfo[]): DeviceInfo[] {
   const value = spec.trim();
-  if (value === '') throw new ConfigError('--devices must be "auto" or a comma list like "cpu,cuda:0"');
+  if (value === '') throw new DeviceSelectionError('--devices must be "auto" or a comma list like "cpu,cuda:0"');
   if (value === 'auto') return [...available];
   const have = available.map((d) => d.id).join(', ');
   const chosen: DeviceInfo[] = [];
   for (const raw of value.split(',')) {
     const id = raw.trim();
     if (!DEVICE_PATTERN.test(id)) {
-      throw new ConfigError(`--devices: "${id}" is not a device; use "auto" or a comma list of cpu, cuda:N, coreml`);
+      throw new DeviceSelectionError(`--devices: "${id}" is not a device; use "auto" or a comma list of cpu, cuda:N, coreml`);
     }
-    if (chosen.some((d) => d.id === id)) throw new ConfigError(`--devices: "${id}" is listed twice`);
+    if (chosen.some((d) => d.id === id)) throw new DeviceSelectionError(`--devices: "${id}" is listed twice`);
     const device = available.find((d) => d.id === id);
-    if (!device) throw new ConfigError(`--devices: this machine has no ${id} (it has: ${have})`);
+    if (!device) throw new DeviceSelectionError(`--devices: this machine has no ${id} (it has: ${have})`);
     chosen.push(device);
   }
   return chosen;

@@ -12,7 +12,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { encode } from 'fast-png';
-import { SwitchyardError } from '../../gateway/errors.js';
+import { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { PredictRequest, Predictor, SetupContext } from '../../workers/predictor/api.js';
 
 const MAX_SIDE = 2048;

@@ -7,7 +7,7 @@
  * `interval_ms` and `chunks` (at most MAX_CHUNKS), which is how the benchmark asks for a long
  * stream with no pause.
  */
-import { SwitchyardError } from '../../gateway/errors.js';
+import { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { PredictRequest, Predictor, SetupContext } from '../../workers/predictor/api.js';
 
 const MAX_CHUNKS = 1000;

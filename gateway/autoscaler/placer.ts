@@ -7,7 +7,7 @@
  * room fills before the next is touched), then region preference, then the pool with the most
  * room left, which spreads replicas over equal devices instead of stacking them on one.
  */
-import { SwitchyardError } from '../errors.js';
+import { SwitchyardError } from '../../workers/protocol/errors.js';
 
 export interface PlacementCandidate {
   readonly node: string;

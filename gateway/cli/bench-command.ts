@@ -8,8 +8,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
-import { measureHttp, type ErrorCounts, type LoadProgress } from '../../bench/lib/http-load.js';
-import { measureWs, switchyardExchange } from '../../bench/lib/ws-load.js';
+// Type-only: the load generators (and their dependencies) load only when `bench` runs, so a
+// production install that serves never needs them.
+import type { ErrorCounts, LoadProgress } from '../../bench/lib/http-load.js';
 import type { LatencySummary } from '../../bench/lib/latency.js';
 
 export interface BenchCommandOptions {
@@ -76,6 +77,7 @@ async function measure(opts: BenchCommandOptions, io: BenchOutput, signal: Abort
   const progress = progressLine(io.stderr);
 
   if (opts.ws) {
+    const { measureWs, switchyardExchange } = await import('../../bench/lib/ws-load.js');
     const { input, stream } = wsInput(bodyText, opts.stream === true);
     const inFlight = opts.inflight ?? 1;
     if (!Number.isInteger(inFlight) || inFlight < 1) throw new UsageError('--inflight must be a positive integer');
@@ -104,6 +106,7 @@ async function measure(opts: BenchCommandOptions, io: BenchOutput, signal: Abort
     };
   }
 
+  const { measureHttp } = await import('../../bench/lib/http-load.js');
   const result = await measureHttp({
     url,
     method: opts.method?.toUpperCase(),

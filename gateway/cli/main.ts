@@ -5,7 +5,7 @@ import { demoConfig } from '../config/demo.js';
 import type { Config } from '../config/schema.js';
 import { Gateway } from '../gateway.js';
 import { validateConfig } from '../config/load.js';
-import { registerNodeCommand } from '../../workers/node/agent.js';
+import { registerNodeCommand } from './node-command.js';
 import { registerBenchCommand } from './bench-command.js';
 
 function port(value: string): number {

@@ -13,7 +13,7 @@
  */
 import type { DeviceInfo } from '../../native/devices.js';
 import type { ClusterConfig } from '../config/schema.js';
-import type { NodeAnnounce, NodeHeartbeat, NodeLeave } from './subjects.js';
+import type { NodeAnnounce, NodeHeartbeat, NodeLeave } from '../../workers/cluster/subjects.js';
 
 export interface MembershipTimings {
   /** How often nodes heartbeat. */

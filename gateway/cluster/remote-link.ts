@@ -15,12 +15,12 @@ import { mkdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { nuid, RequestError, TimeoutError, type Msg, type Subscription } from '@nats-io/transport-node';
-import { fromWire, SwitchyardError, toSwitchyardError } from '../errors.js';
+import { fromWire, SwitchyardError, toSwitchyardError } from '../../workers/protocol/errors.js';
 import { pack, unpack, type ControlMessage, type ReplyFrame, type RequestEnvelope } from '../../workers/protocol/envelopes.js';
 import type { ReplicaLink, ReplicaLinkEvents, ReplicaPlacement } from '../../workers/protocol/link.js';
 import type { ReplicaSpec } from '../../workers/pool/thread-link.js';
-import { ArtifactStore } from './artifacts.js';
-import { FragmentAssembler, type ClusterConnection } from './connection.js';
+import { ArtifactStore } from '../../workers/cluster/artifacts.js';
+import { FragmentAssembler, type ClusterConnection } from '../../workers/cluster/connection.js';
 import { Membership, type MembershipEvent, type MembershipTimings, type NodeMember } from './membership.js';
 import {
   isSubjectToken,
@@ -34,7 +34,7 @@ import {
   type RemoteFrame,
   type RemoteReplyBatch,
   type ReplicaLost,
-} from './subjects.js';
+} from '../../workers/cluster/subjects.js';
 
 export interface RemoteClusterOptions {
   timings?: Partial<MembershipTimings>;

@@ -5,12 +5,12 @@
  * window_size_secs, scaledown_delay_secs).
  */
 import { z } from 'zod';
+import { DEVICE_PATTERN } from '../../native/devices.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
 const seconds = z.number().nonnegative();
 
-export const DEVICE_PATTERN = /^(cpu|cuda:\d+|coreml)$/;
 const device = z.string().regex(DEVICE_PATTERN, 'must be "cpu", "cuda:N" or "coreml"');
 
 export const autoscalingSchema = z

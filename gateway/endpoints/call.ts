@@ -2,7 +2,7 @@
  * One request inside an endpoint, whatever transport it came from. The transport (HTTP or a
  * WebSocket message) implements `CallSink`; the endpoint drives it from the replica's frames.
  */
-import type { SwitchyardError } from '../errors.js';
+import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { RequestEnvelope } from '../../workers/protocol/envelopes.js';
 import type { Replica } from './replica.js';
 

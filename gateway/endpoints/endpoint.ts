@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import type { AutoscalingConfig, EndpointConfig } from '../config/schema.js';
 import type { ScalableEndpoint } from '../autoscaler/controller.js';
 import type { ScalingSignals } from '../autoscaler/signals.js';
-import { fromWire, isRetryable, SwitchyardError } from '../errors.js';
+import { fromWire, isRetryable, SwitchyardError } from '../../workers/protocol/errors.js';
 import { ConcurrencyTracker } from '../autoscaler/concurrency-tracker.js';
 import { DeadlineHeap } from '../routing/deadline-heap.js';
 import { pickReplica } from '../routing/pick-replica.js';

@@ -6,7 +6,7 @@
  */
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../../native/uws.js';
 import { performance } from 'node:perf_hooks';
-import { SwitchyardError, toSwitchyardError } from '../errors.js';
+import { SwitchyardError, toSwitchyardError } from '../../workers/protocol/errors.js';
 import { Call } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import { ApiKeys } from './auth.js';

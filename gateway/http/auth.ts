@@ -1,6 +1,6 @@
 /** Per-endpoint bearer keys, compared in constant time (both sides hashed to equal length). */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { SwitchyardError } from '../errors.js';
+import { SwitchyardError } from '../../workers/protocol/errors.js';
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();

@@ -3,7 +3,7 @@
  * a body that arrives in one chunk (the common case) is copied exactly once.
  */
 import type { HttpResponse } from '../../native/uws.js';
-import { SwitchyardError } from '../errors.js';
+import { SwitchyardError } from '../../workers/protocol/errors.js';
 
 export function readBody(
   res: HttpResponse,

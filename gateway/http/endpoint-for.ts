@@ -1,7 +1,7 @@
 /** The endpoint a request names, for the HTTP route and the WebSocket upgrade alike. */
 import type { HttpResponse } from '../../native/uws.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
-import { SwitchyardError } from '../errors.js';
+import { SwitchyardError } from '../../workers/protocol/errors.js';
 import { writeError } from './respond.js';
 
 export interface EndpointDirectory {

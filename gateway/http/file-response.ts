@@ -5,7 +5,7 @@
  */
 import { close, open, read, unlink } from 'node:fs';
 import type { HttpResponse } from '../../native/uws.js';
-import { SwitchyardError } from '../errors.js';
+import { SwitchyardError } from '../../workers/protocol/errors.js';
 import { writeError } from './respond.js';
 import { statusLine } from './status-lines.js';
 

@@ -11,7 +11,7 @@
  * produced the next one.
  */
 import type { HttpResponse } from '../../native/uws.js';
-import type { SwitchyardError } from '../errors.js';
+import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { Call, CallSink } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import { sendFile, type FileSendState } from './file-response.js';

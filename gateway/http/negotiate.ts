@@ -3,7 +3,7 @@
  * type from Content-Type, and from Accept either a file media type the endpoint produces, SSE for
  * streams, msgpack, or JSON.
  */
-import { SwitchyardError } from '../errors.js';
+import { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { ResponseEncoding } from '../../workers/protocol/envelopes.js';
 
 export function bodyTypeOf(contentType: string): 'json' | 'msgpack' {

@@ -1,6 +1,6 @@
 /** Writing whole answers with uWS: JSON, errors (never 200, never a stack), all corked. */
 import type { HttpResponse } from '../../native/uws.js';
-import { SwitchyardError } from '../errors.js';
+import { SwitchyardError } from '../../workers/protocol/errors.js';
 import { statusLine } from './status-lines.js';
 
 export function errorBody(err: SwitchyardError): string {

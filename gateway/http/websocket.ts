@@ -14,7 +14,7 @@
 import { readFile, unlink } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { HttpRequest, TemplatedApp, WebSocket } from '../../native/uws.js';
-import { SwitchyardError, toSwitchyardError } from '../errors.js';
+import { SwitchyardError, toSwitchyardError } from '../../workers/protocol/errors.js';
 import { Call, type CallSink } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { ApiKeys } from './auth.js';

@@ -9,7 +9,7 @@
  * (and a byte result or a file) as base64 marked `"encoding": "base64"`.
  */
 import { isUtf8 } from 'node:buffer';
-import { SwitchyardError } from '../errors.js';
+import { SwitchyardError } from '../../workers/protocol/errors.js';
 import { pack, unpack } from '../../workers/protocol/envelopes.js';
 
 /** The id a client gives a request: a non-empty string or a number; unique among its live requests on one socket. */

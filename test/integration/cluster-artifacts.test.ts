@@ -5,8 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Objm } from '@nats-io/obj';
-import { ArtifactStore } from '../../gateway/cluster/artifacts.js';
-import { ClusterConnection } from '../../gateway/cluster/connection.js';
+import { ArtifactStore } from '../../workers/cluster/artifacts.js';
+import { ClusterConnection } from '../../workers/cluster/connection.js';
 import { NatsServer } from '../helpers/nats-server.js';
 
 describe('cluster artifacts', () => {

@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { nkeys } from '@nats-io/transport-node';
-import { ClusterConnection, connectOptionsFromConfig, FragmentAssembler, type ConnectionStatus } from '../../gateway/cluster/connection.js';
+import { ClusterConnection, FragmentAssembler, type ConnectionStatus } from '../../workers/cluster/connection.js';
+import { connectOptionsFromConfig } from '../../gateway/cluster/connect-options.js';
 import { validateConfig } from '../../gateway/config/load.js';
 import { NatsServer } from '../helpers/nats-server.js';
 

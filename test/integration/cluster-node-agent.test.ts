@@ -5,14 +5,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { ClusterConnection } from '../../gateway/cluster/connection.js';
+import { ClusterConnection } from '../../workers/cluster/connection.js';
 import type { MembershipEvent } from '../../gateway/cluster/membership.js';
 import { RemoteCluster } from '../../gateway/cluster/remote-link.js';
 import type { ReplyFrame } from '../../workers/protocol/envelopes.js';
 import { NatsServer } from '../helpers/nats-server.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const AGENT = new URL('../../workers/node/agent.js', import.meta.url).href;
+const AGENT = new URL('../../gateway/cli/node-command.js', import.meta.url).href;
 const TOKEN = 'node-agent-token';
 
 // `switchyard node ...` exactly as the CLI wires it.

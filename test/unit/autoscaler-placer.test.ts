@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { SwitchyardError } from '../../gateway/errors.js';
+import { SwitchyardError } from '../../workers/protocol/errors.js';
 import { deviceMatches, placeReplicas, type PlacementCandidate } from '../../gateway/autoscaler/placer.js';
 
 const pool = (node: string, region: string, device: string, free: number): PlacementCandidate => ({ node, region, device, free });

@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import { validateConfig } from '../../gateway/config/load.js';
 import { Call, type CallSink } from '../../gateway/endpoints/call.js';
 import { Endpoint, type EndpointObserver, type ReplicaFactory } from '../../gateway/endpoints/endpoint.js';
-import type { SwitchyardError } from '../../gateway/errors.js';
+import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { ControlMessage, RequestEnvelope } from '../../workers/protocol/envelopes.js';
 import type { ReplicaLink, ReplicaLinkEvents } from '../../workers/protocol/link.js';
 import { tempDir } from '../helpers/gateway.js';

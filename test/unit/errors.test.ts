@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ERROR_CODES, fromWire, httpStatusOf, isRetryable, SwitchyardError, toSwitchyardError, wsCloseCodeOf } from '../../gateway/errors.js';
+import { ERROR_CODES, fromWire, httpStatusOf, isRetryable, SwitchyardError, toSwitchyardError, wsCloseCodeOf } from '../../workers/protocol/errors.js';
 import { repoRoot } from '../helpers/gateway.js';
 
 test('every error code is documented in the README with its status', () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Membership, timingsFromConfig, validateTimings, type MembershipEvent } from '../../gateway/cluster/membership.js';
 import { validateConfig } from '../../gateway/config/load.js';
-import type { NodeAnnounce, NodeHeartbeat } from '../../gateway/cluster/subjects.js';
+import type { NodeAnnounce, NodeHeartbeat } from '../../workers/cluster/subjects.js';
 
 function announce(name: string, incarnation: string, region = 'eu'): NodeAnnounce {
   return {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { endpointSchema } from '../../gateway/config/schema.js';
-import type { SwitchyardError } from '../../gateway/errors.js';
+import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import { Call, type CallSink } from '../../gateway/endpoints/call.js';
 import { Endpoint } from '../../gateway/endpoints/endpoint.js';
 import type { ControlMessage, RequestEnvelope } from '../../workers/protocol/envelopes.js';

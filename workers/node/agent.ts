@@ -13,10 +13,9 @@ import { readFile, unlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { InvalidArgumentError, type Command } from 'commander';
 import { nuid, type Msg } from '@nats-io/transport-node';
-import { ArtifactStore } from '../../gateway/cluster/artifacts.js';
-import { ClusterConnection, FragmentAssembler, type ClusterAuthOptions } from '../../gateway/cluster/connection.js';
+import { ArtifactStore } from '../cluster/artifacts.js';
+import { ClusterConnection, FragmentAssembler, type ClusterAuthOptions } from '../cluster/connection.js';
 import {
   isSubjectToken,
   replicaSubjectParts,
@@ -28,8 +27,8 @@ import {
   type RemoteRequestBatch,
   type Reincarnate,
   type StopRequest,
-} from '../../gateway/cluster/subjects.js';
-import { SwitchyardError, toSwitchyardError } from '../../gateway/errors.js';
+} from '../cluster/subjects.js';
+import { SwitchyardError, toSwitchyardError } from '../protocol/errors.js';
 import { discoverDevices, selectDevices, type DeviceInfo } from '../../native/devices.js';
 import { ThreadReplicaLink } from '../pool/thread-link.js';
 import { pack, unpack, type ControlMessage, type ReplyFrame } from '../protocol/envelopes.js';
@@ -370,61 +369,4 @@ export class NodeAgent {
 
 export function runNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent> {
   return NodeAgent.start(opts);
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
-
-/** Adds `switchyard node ...` to the CLI. */
-export function registerNodeCommand(program: Command): Command {
-  return program
-    .command('node')
-    .description('run a node agent: offer this machine\'s devices to gateways over NATS')
-    .requiredOption('--nats <url>', 'NATS server URL(s), comma-separated')
-    .requiredOption('--region <name>', 'the region this machine is in')
-    .option('--devices <list>', 'auto, or a comma list of cpu, cuda:N, coreml', 'auto')
-    .option('--name <name>', 'node name (default: the host name)')
-    .option('--token <token>', 'NATS token')
-    .option('--user <user>', 'NATS user')
-    .option('--password <password>', 'NATS password')
-    .option('--nkey-seed <file>', 'file holding an nkey user seed')
-    .option('--creds <file>', 'NATS .creds file')
-    .option('--tls-ca <file>', 'CA to verify the NATS server (enables TLS)')
-    .option('--tls-cert <file>', 'client certificate for TLS')
-    .option('--tls-key <file>', 'client key for TLS')
-    .option('--prefix <prefix>', 'subject prefix shared with the gateway', 'switchyard')
-    .option('--work-dir <dir>', 'artifact cache and output folder')
-    .option('--max-replicas <n>', 'replicas this node hosts at once', positiveInt)
-    .action(async (o: Record<string, string | number | undefined>) => {
-      const str = (k: string) => (o[k] === undefined ? undefined : String(o[k]));
-      const tls = o.tlsCa || o.tlsCert || o.tlsKey ? { caFile: str('tlsCa'), certFile: str('tlsCert'), keyFile: str('tlsKey') } : undefined;
-      const agent = await runNodeAgent({
-        nats: String(o.nats),
-        region: String(o.region),
-        devices: str('devices'),
-        name: str('name'),
-        prefix: str('prefix'),
-        token: str('token'),
-        user: str('user'),
-        password: str('password'),
-        nkeySeedFile: str('nkeySeed'),
-        credsFile: str('creds'),
-        tls,
-        workDir: str('workDir'),
-        maxReplicas: o.maxReplicas === undefined ? undefined : Number(o.maxReplicas),
-        log: (message, fields) => console.log(JSON.stringify({ time: Date.now(), msg: message, ...fields })),
-      });
-      const stop = () => void agent.close().then(() => process.exit(0), () => process.exit(1));
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
-      agent.connection.onStatus((status) => {
-        if (status.type === 'closed' && !agent.isClosing) {
-          console.error(`switchyard node: NATS connection closed${status.error ? `: ${status.error.message}` : ''}`);
-          process.exit(1);
-        }
-      });
-    });
 }

@@ -3,7 +3,7 @@
  * never parses or stringifies a body. Tensors (WireTensor) carry a prototype `toJSON`, so JSON
  * gets numbers and msgpack gets raw bytes without walking the result.
  */
-import { SwitchyardError } from '../../gateway/errors.js';
+import { SwitchyardError } from '../protocol/errors.js';
 import { pack, unpack, type ResponseEncoding } from '../protocol/envelopes.js';
 
 export interface DecodedBody {

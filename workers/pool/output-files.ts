@@ -5,7 +5,7 @@
  */
 import { realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { SwitchyardError } from '../../gateway/errors.js';
+import { SwitchyardError } from '../protocol/errors.js';
 
 export function resolveOutputFile(result: unknown, outputDir: string): { path: string; size: number } {
   if (typeof result !== 'string' || result.length === 0) {

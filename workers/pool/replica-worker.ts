@@ -10,7 +10,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
-import { SwitchyardError, toSwitchyardError } from '../../gateway/errors.js';
+import { SwitchyardError, toSwitchyardError } from '../protocol/errors.js';
 import type { Predictor, PredictRequest } from '../predictor/api.js';
 import { loadPredictor } from '../predictor/loader.js';
 import {

@@ -9,7 +9,7 @@
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { fromWire } from '../../gateway/errors.js';
+import { fromWire } from '../protocol/errors.js';
 import { pack, unpack, type ControlMessage, type ReplyBatch, type RequestEnvelope } from '../protocol/envelopes.js';
 import type { ReplicaLink, ReplicaLinkEvents, ReplicaPlacement } from '../protocol/link.js';
 import type { SetupTask, TaskResult } from './replica-worker.js';

@@ -4,7 +4,7 @@
  * replica's worker thread.
  */
 import { pathToFileURL } from 'node:url';
-import { SwitchyardError } from '../../gateway/errors.js';
+import { SwitchyardError } from '../protocol/errors.js';
 import type { Predictor } from './api.js';
 
 export interface PredictorSource {

@@ -11,7 +11,7 @@
  * dimension is free; each answer is its own rows of each output. One run of N rows costs far less
  * than N runs of one row.
  */
-import { SwitchyardError } from '../../gateway/errors.js';
+import { SwitchyardError } from '../protocol/errors.js';
 import { createSession, Tensor, type InferenceSession, type SessionTuning } from '../../native/onnx.js';
 import type { PredictRequest, Predictor, SetupContext } from './api.js';
 import { WIRE_TYPES, WireTensor, decodeInputs, isWireType, zerosOf, type DecodedTensor, type TensorSpec, type WireArray, type WireType } from './tensors.js';

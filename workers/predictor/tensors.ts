@@ -9,7 +9,7 @@
  *
  * Every problem with a request is a SY_BAD_REQUEST whose message names the input and the fault.
  */
-import { SwitchyardError } from '../../gateway/errors.js';
+import { SwitchyardError } from '../protocol/errors.js';
 
 const ARRAY_TYPES = {
   float32: Float32Array,

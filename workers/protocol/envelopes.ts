@@ -7,7 +7,7 @@
  * control messages (cancel, stream credit). Replica → gateway: frames, batched per turn too.
  */
 import { Packr } from 'msgpackr';
-import type { WireError } from '../../gateway/errors.js';
+import type { WireError } from './errors.js';
 
 export const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number' });
 

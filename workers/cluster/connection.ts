@@ -23,7 +23,6 @@ import {
   type NatsConnection,
   type NodeConnectionOptions,
 } from '@nats-io/transport-node';
-import type { ClusterConfig } from '../config/schema.js';
 import { clusterSubjects, type ClusterSubjects } from './subjects.js';
 
 export type ClusterConnectErrorCode = 'SY_NATS_AUTH' | 'SY_NATS_UNREACHABLE' | 'SY_NATS_OPTIONS';
@@ -84,21 +83,6 @@ const FRAGMENT_HEADER = 'Sy-Fragment';
 /** Room left in each fragment for the header block. */
 const FRAGMENT_HEADROOM = 1024;
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
-
-/** The `cluster:` config section as connection options. */
-export function connectOptionsFromConfig(cluster: ClusterConfig, name?: string): ClusterConnectOptions {
-  return {
-    servers: cluster.nats,
-    prefix: cluster.prefix,
-    name,
-    token: cluster.token,
-    user: cluster.user,
-    password: cluster.password,
-    nkeySeedFile: cluster.nkey_seed_file,
-    credsFile: cluster.creds_file,
-    tls: cluster.tls && { caFile: cluster.tls.ca_file, certFile: cluster.tls.cert_file, keyFile: cluster.tls.key_file },
-  };
-}
 
 function buildAuth(opts: ClusterAuthOptions): Partial<NodeConnectionOptions> {
   const methods = [opts.token !== undefined, opts.user !== undefined || opts.password !== undefined, !!opts.nkeySeedFile, !!opts.credsFile];

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Objm, type ObjectStore } from '@nats-io/obj';
-import { SwitchyardError } from '../errors.js';
+import { SwitchyardError } from '../protocol/errors.js';
 import type { ClusterConnection } from './connection.js';
 import type { ArtifactRef } from './subjects.js';
 

@@ -20,8 +20,8 @@
  * is checked wherever one arrives from the network, so no message can steer a publish elsewhere.
  */
 import type { DeviceInfo } from '../../native/devices.js';
-import type { WireError } from '../errors.js';
-import type { ReplyFrame, RequestEnvelope } from '../../workers/protocol/envelopes.js';
+import type { WireError } from '../protocol/errors.js';
+import type { ReplyFrame, RequestEnvelope } from '../protocol/envelopes.js';
 
 export const DEFAULT_SUBJECT_PREFIX = 'switchyard';
 

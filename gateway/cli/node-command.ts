@@ -1,0 +1,60 @@
+/** `switchyard node ...`: flags to NodeAgentOptions, then the agent runs until SIGTERM/SIGINT or until NATS closes for good. */
+import { InvalidArgumentError, type Command } from 'commander';
+import { runNodeAgent } from '../../workers/node/agent.js';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+/** Adds `switchyard node ...` to the CLI. */
+export function registerNodeCommand(program: Command): Command {
+  return program
+    .command('node')
+    .description('run a node agent: offer this machine\'s devices to gateways over NATS')
+    .requiredOption('--nats <url>', 'NATS server URL(s), comma-separated')
+    .requiredOption('--region <name>', 'the region this machine is in')
+    .option('--devices <list>', 'auto, or a comma list of cpu, cuda:N, coreml', 'auto')
+    .option('--name <name>', 'node name (default: the host name)')
+    .option('--token <token>', 'NATS token')
+    .option('--user <user>', 'NATS user')
+    .option('--password <password>', 'NATS password')
+    .option('--nkey-seed <file>', 'file holding an nkey user seed')
+    .option('--creds <file>', 'NATS .creds file')
+    .option('--tls-ca <file>', 'CA to verify the NATS server (enables TLS)')
+    .option('--tls-cert <file>', 'client certificate for TLS')
+    .option('--tls-key <file>', 'client key for TLS')
+    .option('--prefix <prefix>', 'subject prefix shared with the gateway', 'switchyard')
+    .option('--work-dir <dir>', 'artifact cache and output folder')
+    .option('--max-replicas <n>', 'replicas this node hosts at once', positiveInt)
+    .action(async (o: Record<string, string | number | undefined>) => {
+      const str = (k: string) => (o[k] === undefined ? undefined : String(o[k]));
+      const tls = o.tlsCa || o.tlsCert || o.tlsKey ? { caFile: str('tlsCa'), certFile: str('tlsCert'), keyFile: str('tlsKey') } : undefined;
+      const agent = await runNodeAgent({
+        nats: String(o.nats),
+        region: String(o.region),
+        devices: str('devices'),
+        name: str('name'),
+        prefix: str('prefix'),
+        token: str('token'),
+        user: str('user'),
+        password: str('password'),
+        nkeySeedFile: str('nkeySeed'),
+        credsFile: str('creds'),
+        tls,
+        workDir: str('workDir'),
+        maxReplicas: o.maxReplicas === undefined ? undefined : Number(o.maxReplicas),
+        log: (message, fields) => console.log(JSON.stringify({ time: Date.now(), msg: message, ...fields })),
+      });
+      const stop = () => void agent.close().then(() => process.exit(0), () => process.exit(1));
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      agent.connection.onStatus((status) => {
+        if (status.type === 'closed' && !agent.isClosing) {
+          console.error(`switchyard node: NATS connection closed${status.error ? `: ${status.error.message}` : ''}`);
+          process.exit(1);
+        }
+      });
+    });
+}
