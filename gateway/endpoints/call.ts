@@ -9,9 +9,13 @@ import type { Replica } from './replica.js';
 export interface CallSink {
   onResult(body: Uint8Array, contentType: string): void;
   onFile(path: string, size: number, contentType: string, remove: boolean): void;
-  onStreamStart(): void;
-  /** A chunk to write. The sink returns credit with `call.ack()` once the client took it. */
-  onChunk(data: Uint8Array): void;
+  /** The stream's first frame; `streamId` names it for reconnection (header, SSE ids, WS `stream`). */
+  onStreamStart(streamId: string): void;
+  /**
+   * A chunk to write; `seq` numbers the stream's chunks from 1, with no gap or repeat whatever
+   * replica produced them. The sink returns credit with `endpoint.ack(call)` once the client took it.
+   */
+  onChunk(data: Uint8Array, seq: number): void;
   onStreamEnd(): void;
   onError(err: SwitchyardError): void;
 }
@@ -28,6 +32,10 @@ export class Call {
   unacked = 0;
   /** Chunks acknowledged since credit was last returned to the replica (streams). */
   acked = 0;
+  /** The sequence number of the last chunk handed to the sink (streams; 0 before the first). */
+  seq = 0;
+  /** Names the stream once it started (random, unguessable: it is what a reconnecting client presents). */
+  streamId: string | undefined;
   readonly startedAt: number;
 
   constructor(

@@ -8,6 +8,7 @@
  * SY_REPLICA_LOST. Scale-down drains: a draining replica takes no new request and stops once its
  * in-flight ones are done.
  */
+import { randomBytes } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { AutoscalingConfig, EndpointConfig } from '../config/schema.js';
@@ -37,6 +38,7 @@ export interface ReplicaFactory {
 }
 
 const MAX_ATTEMPTS = 3;
+const newStreamId = (): string => randomBytes(15).toString('base64url');
 const STREAM_CREDIT_BATCH = 4;
 const DEADLINE_SWEEP_MS = 20;
 const MAX_START_BACKOFF_MS = 30_000;
@@ -210,11 +212,12 @@ export class Endpoint implements ScalableEndpoint {
           call.state = 'streaming';
           call.unacked = 0;
           call.acked = 0;
-          call.sink.onStreamStart();
+          call.streamId ??= newStreamId();
+          call.sink.onStreamStart(call.streamId);
           break;
         case 'chunk':
           call.unacked++;
-          call.sink.onChunk(frame.data);
+          call.sink.onChunk(frame.data, ++call.seq);
           break;
         case 'end':
           this.release(call, replica, false, now);

@@ -84,7 +84,7 @@ export function installRoutes(app: TemplatedApp, ctx: AppContext): void {
     const regions = clientRegion && clientRegion !== ctx.region ? [clientRegion, ctx.region] : [ctx.region];
     const headers = collectHeaders(req);
     const range = req.getHeader('range');
-    const sink = new HttpCall(res, endpoint, negotiated.sse, range);
+    const sink = new HttpCall(res, endpoint, negotiated.sse ? 'sse' : negotiated.ndjson ? 'ndjson' : 'raw', range);
     res.onAborted(() => sink.abort());
     readBody(
       res,

@@ -15,17 +15,11 @@ import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { Call, CallSink } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import { sendFile, type FileSendState } from './file-response.js';
-import { errorBody, writeError } from './respond.js';
+import { writeError } from './respond.js';
 import { statusLine } from './status-lines.js';
+import { CONTENT_TYPES, frameChunk, frameEnd, frameError, type StreamFraming } from './stream-framing.js';
 
 const STATUS_200 = statusLine(200);
-const SSE_END = Buffer.from('event: end\ndata: {}\n\n');
-
-/** `data:` lines for one SSE event; chunks with line breaks become several data lines. */
-function sseEvent(data: Uint8Array): Buffer {
-  const text = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
-  return Buffer.from(`data: ${text.replace(/\r\n|\r|\n/g, '\ndata: ')}\n\n`);
-}
 
 export class HttpCall implements CallSink, FileSendState {
   aborted = false;
@@ -43,11 +37,12 @@ export class HttpCall implements CallSink, FileSendState {
   private ended = false;
   /** How the stream ends (end, SSE error event, cut), once the queued chunks are out. */
   private finish: (() => void) | undefined;
+  private streamId = '';
 
   constructor(
     private readonly res: HttpResponse,
     private readonly endpoint: Endpoint,
-    private readonly sse: boolean,
+    private readonly framing: StreamFraming,
     private readonly range: string,
   ) {}
 
@@ -73,26 +68,24 @@ export class HttpCall implements CallSink, FileSendState {
     void sendFile(this.res, this, { path, size, contentType, remove }, this.range);
   }
 
-  onStreamStart(): void {
+  onStreamStart(streamId: string): void {
     if (this.aborted) return;
     this.streaming = true;
+    this.streamId = streamId;
     const res = this.res;
     res.cork(() => {
       res.writeStatus(STATUS_200);
-      if (this.sse) {
-        res.writeHeader('content-type', 'text/event-stream');
-        res.writeHeader('cache-control', 'no-cache');
-      } else {
-        res.writeHeader('content-type', 'text/plain; charset=utf-8');
-      }
+      res.writeHeader('content-type', CONTENT_TYPES[this.framing]);
+      if (this.framing === 'sse') res.writeHeader('cache-control', 'no-cache');
       res.writeHeader('x-content-type-options', 'nosniff');
+      res.writeHeader('x-switchyard-stream', streamId);
     });
     res.onWritable(() => this.writeQueued());
   }
 
-  onChunk(data: Uint8Array): void {
+  onChunk(data: Uint8Array, seq: number): void {
     if (this.aborted || this.ended) return;
-    this.queued.push(this.sse ? sseEvent(data) : data);
+    this.queued.push(frameChunk(this.framing, this.streamId, seq, data));
     this.held++;
     if (!this.blocked && !this.writeScheduled) {
       this.writeScheduled = true;
@@ -142,9 +135,10 @@ export class HttpCall implements CallSink, FileSendState {
   onStreamEnd(): void {
     if (this.aborted || this.ended) return;
     const res = this.res;
+    const last = frameEnd(this.framing);
     this.endAfterChunks(() =>
       res.cork(() => {
-        if (this.sse) res.write(SSE_END);
+        if (last) res.write(last);
         res.end();
       }),
     );
@@ -155,14 +149,14 @@ export class HttpCall implements CallSink, FileSendState {
     const res = this.res;
     if (!this.streaming) {
       res.cork(() => writeError(res, err));
-    } else if (this.sse) {
-      this.endAfterChunks(() => res.cork(() => res.end(`event: error\ndata: ${errorBody(err)}\n\n`)));
+    } else if (this.framing !== 'raw') {
+      this.endAfterChunks(() => res.cork(() => res.end(frameError(this.framing, err))));
     } else {
       // A chunked body already under way: a final line carries the code, then the connection is
       // cut so the body can never pass for complete. The cut comes after the cork, which is what
       // hands the line to the socket; closing inside it would drop the line unsent.
       this.endAfterChunks(() => {
-        res.cork(() => res.write(`\n${errorBody(err)}\n`));
+        res.cork(() => res.write(frameError('raw', err)));
         res.close();
       });
     }

@@ -20,19 +20,23 @@ export interface Negotiated {
   fileType: string | undefined;
   /** The client asked for Server-Sent Events. */
   sse: boolean;
+  /** The client asked for NDJSON stream framing (`application/x-ndjson`). */
+  ndjson: boolean;
 }
 
-const JSON_ANSWER: Negotiated = Object.freeze({ encoding: 'json', fileType: undefined, sse: false });
-const MSGPACK_ANSWER: Negotiated = Object.freeze({ encoding: 'msgpack', fileType: undefined, sse: false });
-const SSE_ANSWER: Negotiated = Object.freeze({ encoding: 'json', fileType: undefined, sse: true });
+const JSON_ANSWER: Negotiated = Object.freeze({ encoding: 'json', fileType: undefined, sse: false, ndjson: false });
+const MSGPACK_ANSWER: Negotiated = Object.freeze({ encoding: 'msgpack', fileType: undefined, sse: false, ndjson: false });
+const SSE_ANSWER: Negotiated = Object.freeze({ encoding: 'json', fileType: undefined, sse: true, ndjson: false });
+const NDJSON_ANSWER: Negotiated = Object.freeze({ encoding: 'json', fileType: undefined, sse: false, ndjson: true });
 
 export function negotiate(accept: string, produces: readonly string[], bodyType: 'json' | 'msgpack'): Negotiated {
   if (accept === '' || accept === '*/*') return bodyType === 'msgpack' ? MSGPACK_ANSWER : JSON_ANSWER;
   if (accept === 'application/json') return JSON_ANSWER;
   const types = accept.split(',').map((part) => part.split(';', 1)[0]!.trim().toLowerCase());
   for (const type of types) {
-    if (produces.includes(type)) return { encoding: 'json', fileType: type, sse: false };
+    if (produces.includes(type)) return { encoding: 'json', fileType: type, sse: false, ndjson: false };
     if (type === 'text/event-stream') return SSE_ANSWER;
+    if (type === 'application/x-ndjson') return NDJSON_ANSWER;
     if (type === 'application/msgpack' || type === 'application/x-msgpack' || type === 'application/vnd.msgpack') return MSGPACK_ANSWER;
     if (type === 'application/json' || type === 'application/*' || type === '*/*') return JSON_ANSWER;
     if (type === 'application/octet-stream') return JSON_ANSWER;

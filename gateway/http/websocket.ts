@@ -65,6 +65,8 @@ const keyOf = (id: ClientId): string => String(id);
 /** One request on a socket, as the endpoint's sink. */
 class WsCall implements CallSink {
   call!: Call;
+  /** The stream's id until this socket's first chunk of it carried it. */
+  private announce: string | undefined;
 
   constructor(
     private readonly connection: WsConnection,
@@ -80,12 +82,15 @@ class WsCall implements CallSink {
     void this.connection.sendFile(this, path, contentType, remove);
   }
 
-  onStreamStart(): void {
-    // Nothing to say yet: a stream's first message is its first chunk (or `done`).
+  onStreamStart(streamId: string): void {
+    // Nothing to say yet: a stream's first message is its first chunk (or `done`), which names it.
+    this.announce = streamId;
   }
 
-  onChunk(data: Uint8Array): void {
-    this.connection.send(this.replies.chunk(data), this.call);
+  onChunk(data: Uint8Array, seq: number): void {
+    const stream = this.announce;
+    this.announce = undefined;
+    this.connection.send(this.replies.chunk(data, seq, stream), this.call);
   }
 
   onStreamEnd(): void {

@@ -85,7 +85,8 @@ export interface ReplyFrame {
 
 /** Writes the replies of one request, tagged with its id. */
 export interface ReplyEncoder {
-  chunk(data: Uint8Array): ReplyFrame;
+  /** Chunk `seq` of a stream; `stream` (the stream's id, for a resume) rides on the first chunk a socket gets. */
+  chunk(data: Uint8Array, seq: number, stream?: string): ReplyFrame;
   /** A unary answer as the replica encoded it (JSON, msgpack, or raw bytes as application/octet-stream). */
   result(body: Uint8Array, contentType: string): ReplyFrame;
   /** A file's bytes, with its media type. */
@@ -110,10 +111,11 @@ class JsonReplies implements ReplyEncoder {
     this.headBytes = Buffer.from(this.head + '"result":');
   }
 
-  chunk(data: Uint8Array): ReplyFrame {
+  chunk(data: Uint8Array, seq: number, stream?: string): ReplyFrame {
     const bytes = asBuffer(data);
-    if (isUtf8(bytes)) return { data: `${this.head}"chunk":${JSON.stringify(bytes.toString('utf8'))}}`, binary: false };
-    return { data: `${this.head}"chunk":"${bytes.toString('base64')}","encoding":"base64"}`, binary: false };
+    const head = `${this.head}"seq":${seq},${stream === undefined ? '' : `"stream":${JSON.stringify(stream)},`}"chunk":`;
+    if (isUtf8(bytes)) return { data: `${head}${JSON.stringify(bytes.toString('utf8'))}}`, binary: false };
+    return { data: `${head}"${bytes.toString('base64')}","encoding":"base64"}`, binary: false };
   }
 
   result(body: Uint8Array, contentType: string): ReplyFrame {
@@ -145,8 +147,8 @@ class MsgpackReplies implements ReplyEncoder {
 
   constructor(private readonly id: ClientId | null) {}
 
-  chunk(data: Uint8Array): ReplyFrame {
-    return { data: packOwned({ id: this.id, chunk: data }), binary: true };
+  chunk(data: Uint8Array, seq: number, stream?: string): ReplyFrame {
+    return { data: packOwned(stream === undefined ? { id: this.id, seq, chunk: data } : { id: this.id, seq, stream, chunk: data }), binary: true };
   }
 
   result(body: Uint8Array, contentType: string): ReplyFrame {

@@ -112,19 +112,21 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const marker = (dir: string, name: string) => path.join(dir, name);
 
 /** Events of an SSE body: `{event, data}` with multi-line data joined by "\n". */
-function sseEvents(text: string): Array<{ event: string; data: string }> {
+function sseEvents(text: string): Array<{ event: string; data: string; id?: string }> {
   return text
     .split('\n\n')
     .filter((block) => block.length > 0)
     .map((block) => {
       let event = 'message';
+      let id: string | undefined;
       const data: string[] = [];
       for (const line of block.split('\n')) {
-        if (line.startsWith('event: ')) event = line.slice(7);
+        if (line.startsWith('id: ')) id = line.slice(4);
+        else if (line.startsWith('event: ')) event = line.slice(7);
         else if (line.startsWith('data: ')) data.push(line.slice(6));
         else if (line === 'data:') data.push('');
       }
-      return { event, data: data.join('\n') };
+      return { event, data: data.join('\n'), ...(id === undefined ? {} : { id }) };
     });
 }
 
@@ -168,8 +170,31 @@ describe('HTTP streams', () => {
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-type'), 'text/event-stream');
     assert.equal(res.headers.get('cache-control'), 'no-cache');
+    const stream = res.headers.get('x-switchyard-stream');
+    assert.match(stream ?? '', /^[\w-]{20}$/);
     const events = sseEvents(await res.text());
-    assert.deepEqual(events, [...[1, 2, 3, 4, 5].map((i) => ({ event: 'message', data: `Answer for x is: ${i}\n\n` })), { event: 'end', data: '{}' }]);
+    assert.deepEqual(events, [...[1, 2, 3, 4, 5].map((i) => ({ event: 'message', data: `Answer for x is: ${i}\n\n`, id: `${stream}:${i}` })), { event: 'end', data: '{}' }]);
+  });
+
+  test('NDJSON framing on request: one line per chunk with its seq, then a done line; raw chunked carries the stream id in a header', async () => {
+    const res = await fetch(`${gw.url}/inference/b`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/x-ndjson' }, body: body({ chunks: 3, binary: true, stream: true }) });
+    assert.equal(res.headers.get('content-type'), 'application/x-ndjson');
+    const lines = (await res.text()).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(
+      lines.slice(0, 3).map((l) => [l.seq, l.encoding, [...Buffer.from(l.chunk as string, 'base64')]]),
+      [0, 1, 2].map((i) => [i + 1, 'base64', [0xff, 0xfe, i]]),
+    );
+    assert.deepEqual(lines.slice(3), [{ done: true }]);
+    const text = await fetch(`${gw.url}/inference/story`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/x-ndjson' }, body: body({ text: 't', chunks: 2, stream: true }) });
+    assert.deepEqual(
+      (await text.text()).split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown),
+      [{ seq: 1, chunk: 'Answer for t is: 1\n\n' }, { seq: 2, chunk: 'Answer for t is: 2\n\n' }, { done: true }],
+    );
+
+    const x = new RawExchange(port, '/inference/b', body({ chunks: 2, stream: true }));
+    await x.closedOrComplete();
+    assert.match(x.headers['x-switchyard-stream'] ?? '', /^[\w-]{20}$/);
+    assert.equal(x.text, 'chunk 0\nchunk 1\n');
   });
 
   test('chunked: a mid-stream failure sends the chunks so far, a final error line, and cuts the connection', async () => {

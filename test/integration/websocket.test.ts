@@ -11,6 +11,8 @@ import { example, fixture, startGateway, tempDir, waitFor, type TestGateway } fr
 interface Reply {
   id: string | number | null;
   chunk?: string | Uint8Array;
+  seq?: number;
+  stream?: string;
   encoding?: string;
   result?: unknown;
   content_type?: string;
@@ -123,6 +125,13 @@ describe('WebSocket', () => {
       replies.slice(0, -1).map(chunkText),
       [1, 2, 3, 4, 5].map((i) => `Answer for life is: ${i}\n\n`),
     );
+    assert.deepEqual(
+      replies.slice(0, -1).map((r) => r.seq),
+      [1, 2, 3, 4, 5],
+    );
+    // The first chunk names the stream (what a resume message presents); later ones do not repeat it.
+    assert.match(replies[0]!.stream ?? '', /^[\w-]{20}$/);
+    assert.ok(replies.slice(1).every((r) => r.stream === undefined));
     assert.deepEqual(replies.at(-1), { id: 'q', done: true, binary: false });
     await c.close();
   });
@@ -134,6 +143,10 @@ describe('WebSocket', () => {
     assert.ok(replies.every((r) => r.binary));
     assert.ok(replies.slice(0, -1).every((r) => r.chunk instanceof Uint8Array));
     assert.deepEqual(replies.slice(0, -1).map(chunkText), [1, 2, 3].map((i) => `Answer for bin is: ${i}\n\n`));
+    assert.deepEqual(
+      replies.slice(0, -1).map((r) => r.seq),
+      [1, 2, 3],
+    );
     assert.equal(replies.at(-1)!.done, true);
     await c.close();
   });
