@@ -160,6 +160,7 @@ export class Gateway {
       readiness: () => this.readiness(),
       describe: () => this.describe(),
       metrics: () => this.metrics.exposition(),
+      cors: this.config.server.cors,
     });
     const host = this.options.host ?? this.config.server.host;
     const port = this.options.port ?? this.config.server.port;

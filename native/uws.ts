@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import type * as UwsTypes from 'uWebSockets.js';
 
-export type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket, RecognizedString } from 'uWebSockets.js';
+export type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehavior, us_listen_socket, RecognizedString } from 'uWebSockets.js';
 
 const require = createRequire(import.meta.url);
 

@@ -12,7 +12,8 @@ const sourceExamples = (p: string) => fileURLToPath(new URL(`../../../examples/$
 
 export function demoConfig(overrides: { port?: number; host?: string } = {}): Readonly<Config> {
   return validateConfig({
-    server: { ...(overrides.port === undefined ? {} : { port: overrides.port }), ...(overrides.host === undefined ? {} : { host: overrides.host }) },
+    // Any origin may call the demo from a browser page.
+    server: { cors: { allow_origins: ['*'] }, ...(overrides.port === undefined ? {} : { port: overrides.port }), ...(overrides.host === undefined ? {} : { host: overrides.host }) },
     endpoints: {
       echo: { predictor: examples('echo/predictor.js'), replicas: 1, max_concurrency: 256 },
       // A small model: one onnxruntime thread per replica beats threads fighting over the cores.

@@ -37,6 +37,29 @@ export const autoscalingSchema = z
   .strict()
   .refine((a) => a.max_replicas >= a.min_replicas, { message: 'max_replicas must be ≥ min_replicas', path: ['max_replicas'] });
 
+/**
+ * CORS for browser apps on other origins (docs: README "Clients"). Off unless given; on
+ * `server` it covers every route, on an endpoint it replaces the server's for that endpoint's
+ * routes (`/inference/{e}`, `/v2/models/{e}/...`). WebSocket upgrades check `Origin` against the
+ * same list.
+ */
+export const corsSchema = z
+  .object({
+    /** Origins allowed to call, exactly as browsers send them (`https://app.example:8443`), or `"*"` for any. */
+    allow_origins: z.array(z.string().regex(/^(\*|https?:\/\/[^/\s]+)$/, 'must be "*" or an origin like https://app.example')).min(1),
+    /** Request headers allowed besides the built-in ones (Authorization, Content-Type, X-Request-Timeout-Ms, ...). */
+    allow_headers: z.array(z.string().regex(/^[A-Za-z0-9-]+$/, 'must be a header name')).default([]),
+    /** How long a browser may cache a preflight answer. */
+    max_age_secs: nonNegativeInt.default(600),
+    /** Let browsers send cookies and HTTP auth (`credentials: "include"`); not with `"*"`. */
+    allow_credentials: z.boolean().default(false),
+  })
+  .strict()
+  .refine((c) => !(c.allow_credentials && c.allow_origins.includes('*')), {
+    message: 'allow_credentials needs explicit origins, not "*"',
+    path: ['allow_credentials'],
+  });
+
 export const endpointSchema = z
   .object({
     /** A predictor module (TypeScript or JavaScript) whose default export has setup/predict. */
@@ -75,6 +98,8 @@ export const endpointSchema = z
      * `local` (only this gateway's) or `remote` (only node agents; needs a cluster).
      */
     placement: z.enum(['any', 'local', 'remote']).default('any'),
+    /** CORS for this endpoint's routes, replacing `server.cors` there. */
+    cors: corsSchema.optional(),
   })
   .strict()
   .refine((e) => (e.predictor === undefined) !== (e.model === undefined), {
@@ -94,6 +119,8 @@ export const serverSchema = z
     /** The region this gateway stands in (routing prefers it). */
     region: z.string().min(1).default('local'),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** CORS for every route (off when absent). */
+    cors: corsSchema.optional(),
   })
   .strict();
 
@@ -149,4 +176,5 @@ export type Config = z.infer<typeof configSchema>;
 export type EndpointConfig = z.infer<typeof endpointSchema>;
 export type AutoscalingConfig = z.infer<typeof autoscalingSchema>;
 export type ServerConfig = z.infer<typeof serverSchema>;
+export type CorsConfig = z.infer<typeof corsSchema>;
 export type ClusterConfig = z.infer<typeof clusterSchema>;

@@ -16,6 +16,8 @@ import { bodyTypeOf, negotiate } from './negotiate.js';
 import { endpointFor } from './endpoint-for.js';
 import { writeError, writeJson, writeText } from './respond.js';
 import { installWebSocket } from './websocket.js';
+import { CorsPolicies, withCors } from './cors.js';
+import type { CorsConfig } from '../config/schema.js';
 
 export interface AppContext {
   endpoints: ReadonlyMap<string, Endpoint>;
@@ -25,6 +27,8 @@ export interface AppContext {
   readiness(): { ready: boolean; endpoints: Record<string, { ready: number; desired: number; error?: string }> };
   describe(): unknown;
   metrics(): Promise<{ contentType: string; body: string }>;
+  /** The server's CORS policy (endpoints may have their own). */
+  cors?: CorsConfig | undefined;
 }
 
 const KNOWN_ROUTES: Array<[RegExp, string]> = [
@@ -45,7 +49,8 @@ function collectHeaders(req: HttpRequest): Record<string, string> {
   return headers;
 }
 
-export function installRoutes(app: TemplatedApp, ctx: AppContext): void {
+export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
+  const app = withCors(uwsApp, new CorsPolicies(ctx.cors, [...ctx.endpoints].map(([name, ep]) => [name, ep.config.cors])));
   const keys = new Map<string, ApiKeys>();
   for (const [name, ep] of ctx.endpoints) keys.set(name, new ApiKeys(ep.config.api_keys));
 

@@ -5,6 +5,7 @@ const REASONS: Record<number, string> = {
   206: 'Partial Content',
   400: 'Bad Request',
   401: 'Unauthorized',
+  403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
   406: 'Not Acceptable',

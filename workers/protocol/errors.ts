@@ -15,6 +15,7 @@ export interface ErrorSpec {
 export const ERROR_CODES = {
   SY_BAD_REQUEST: { status: 400, doc: 'The body could not be parsed or does not fit the endpoint.' },
   SY_UNAUTHORIZED: { status: 401, doc: 'The endpoint needs `Authorization: Bearer <key>` and the key is missing or wrong.' },
+  SY_ORIGIN_REFUSED: { status: 403, doc: 'A browser page on an origin that the CORS policy does not list (a preflight or a WebSocket upgrade).' },
   SY_NOT_FOUND: { status: 404, doc: 'No such endpoint or route.' },
   SY_METHOD_NOT_ALLOWED: { status: 405, doc: 'The route exists but not for this method.' },
   SY_NOT_ACCEPTABLE: { status: 406, doc: 'The endpoint cannot produce the media type named in `Accept`.' },
