@@ -20,6 +20,7 @@ import { pack, unpack, type ControlMessage, type ReplyFrame, type RequestEnvelop
 import type { ReplicaLink, ReplicaLinkEvents, ReplicaPlacement } from '../../workers/protocol/link.js';
 import type { ReplicaSpec } from '../../workers/pool/thread-link.js';
 import { ArtifactStore } from '../../workers/cluster/artifacts.js';
+import { putBundle } from '../../workers/cluster/bundles.js';
 import { FragmentAssembler, type ClusterConnection } from '../../workers/cluster/connection.js';
 import { Membership, type MembershipEvent, type MembershipTimings, type NodeMember } from './membership.js';
 import {
@@ -333,7 +334,7 @@ export class RemoteReplicaLink implements ReplicaLink {
       endpoint: this.endpoint,
       device: this.device,
       region: this.region,
-      predictor: this.spec.predictorPath ? await store!.put(this.spec.predictorPath) : undefined,
+      predictor: this.spec.predictorPath ? await putBundle(store!, this.spec.predictorPath) : undefined,
       model: this.spec.modelPath ? await store!.put(this.spec.modelPath) : undefined,
       settings: this.spec.settings,
       produces: this.spec.produces,

@@ -4,9 +4,8 @@
  * uploads a file once however many replicas use it, and a node keeps a local cache keyed the same
  * way, fetching each version once and re-using it across placements and restarts.
  *
- * Files stream in both directions (an ONNX model may be gigabytes). A predictor module travels as
- * that one file: sibling files it imports do not come along, while bare imports resolve from the
- * node's cache folder upwards (so place the cache inside a project that has the packages).
+ * Files stream in both directions (an ONNX model may be gigabytes). A predictor travels as its
+ * module graph (bundles.ts): each file is an object here, plus a small manifest that names them.
  *
  * Checked against nats-server 2.9.10 (Debian's): the object store of @nats-io/obj v3 works there.
  */
@@ -60,6 +59,25 @@ export class ArtifactStore {
       throw new SwitchyardError('SY_INTERNAL', `artifact ${file} changed while it was uploaded`);
     }
     return ref;
+  }
+
+  /** Stores `bytes` (small: a manifest) under their hash unless the bucket has them already. */
+  async putBytes(bytes: Uint8Array, name: string): Promise<ArtifactRef> {
+    const ref: ArtifactRef = { sha256: createHash('sha256').update(bytes).digest('hex'), name, size: bytes.byteLength };
+    const existing = await this.store.info(ref.sha256);
+    if (existing && !existing.deleted && existing.size === ref.size) return ref;
+    await this.store.putBlob({ name: ref.sha256, description: name }, bytes);
+    return ref;
+  }
+
+  /** The bytes of a small artifact, verified against its hash. */
+  async read(ref: ArtifactRef): Promise<Uint8Array> {
+    const bytes = SHA256.test(ref.sha256) ? await this.store.getBlob(ref.sha256) : null;
+    if (!bytes) throw new SwitchyardError('SY_NO_REPLICA', `artifact ${ref.name} (${String(ref.sha256).slice(0, 12)}) is not in the artifacts bucket`);
+    if (createHash('sha256').update(bytes).digest('hex') !== ref.sha256) {
+      throw new SwitchyardError('SY_NO_REPLICA', `artifact ${ref.name} does not match its content hash`);
+    }
+    return bytes;
   }
 
   /**

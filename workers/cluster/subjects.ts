@@ -147,6 +147,7 @@ export interface PlaceRequest {
   endpoint: string;
   device: string;
   region: string;
+  /** The predictor's bundle manifest (bundles.ts): its whole module graph. */
   predictor?: ArtifactRef;
   model?: ArtifactRef;
   settings: Record<string, unknown>;

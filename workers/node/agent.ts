@@ -15,6 +15,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { nuid, type Msg } from '@nats-io/transport-node';
 import { ArtifactStore } from '../cluster/artifacts.js';
+import { materializeBundle, type PackageLocator } from '../cluster/bundles.js';
 import { ClusterConnection, FragmentAssembler, type ClusterAuthOptions } from '../cluster/connection.js';
 import {
   isSubjectToken,
@@ -31,6 +32,7 @@ import {
 import { SwitchyardError, toSwitchyardError } from '../protocol/errors.js';
 import { discoverDevices, selectDevices, type DeviceInfo } from '../../native/devices.js';
 import { ThreadReplicaLink } from '../pool/thread-link.js';
+import { packageLocator } from './package-locator.js';
 import { pack, unpack, type ControlMessage, type ReplyFrame } from '../protocol/envelopes.js';
 
 export interface NodeAgentOptions extends ClusterAuthOptions {
@@ -75,6 +77,7 @@ export class NodeAgent {
   private readonly placing = new Set<string>();
   private readonly assembler = new FragmentAssembler();
   private readonly cacheDir: string;
+  private readonly locatePackage: PackageLocator;
   private artifacts: Promise<ArtifactStore> | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private seq = 0;
@@ -90,6 +93,7 @@ export class NodeAgent {
     private readonly opts: NodeAgentOptions,
   ) {
     this.cacheDir = path.join(this.workDir, 'artifacts');
+    this.locatePackage = packageLocator(this.workDir);
     this.log = opts.log ?? (() => undefined);
   }
 
@@ -223,7 +227,7 @@ export class NodeAgent {
   private async load(req: PlaceRequest): Promise<void> {
     const abandoned = () => new SwitchyardError('SY_NO_REPLICA', `replica ${req.replicaId} was stopped while it started`);
     const store = req.predictor || req.model ? await (this.artifacts ??= ArtifactStore.open(this.connection)) : undefined;
-    const predictorPath = req.predictor ? await store!.fetch(req.predictor, this.cacheDir) : undefined;
+    const predictorPath = req.predictor ? await materializeBundle(store!, req.predictor, this.cacheDir, this.locatePackage) : undefined;
     const modelPath = req.model ? await store!.fetch(req.model, this.cacheDir) : undefined;
     if (!this.placing.has(req.key)) throw abandoned();
     const link = new ThreadReplicaLink(
