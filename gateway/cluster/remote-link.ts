@@ -11,6 +11,7 @@
  * membership pauses and restarts its clocks on reconnect instead of declaring every node dead.
  */
 import { randomBytes } from 'node:crypto';
+import { close as closeFd } from 'node:fs';
 import { mkdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -18,6 +19,7 @@ import { nuid, RequestError, TimeoutError, type Msg, type Subscription } from '@
 import { fromWire, SwitchyardError, toSwitchyardError } from '../../workers/protocol/errors.js';
 import { pack, unpack, type ControlMessage, type ReplyFrame, type RequestEnvelope } from '../../workers/protocol/envelopes.js';
 import type { ReplicaLink, ReplicaLinkEvents, ReplicaPlacement } from '../../workers/protocol/link.js';
+import { openOutputFile } from '../../workers/pool/output-files.js';
 import type { ReplicaSpec } from '../../workers/pool/thread-link.js';
 import { ArtifactStore } from '../../workers/cluster/artifacts.js';
 import { putBundle } from '../../workers/cluster/bundles.js';
@@ -379,12 +381,16 @@ export class RemoteReplicaLink implements ReplicaLink {
     try {
       await mkdir(this.spec.outputDir, { recursive: true });
       await writeFile(file, frame.data);
-      out = { t: 'file', id: frame.id, path: file, size: frame.data.byteLength, contentType: frame.contentType, remove: !this.spec.keepFiles };
+      const opened = openOutputFile(file, this.spec.outputDir);
+      out = { t: 'file', id: frame.id, path: opened.path, fd: opened.fd, size: opened.size, contentType: frame.contentType, remove: !this.spec.keepFiles };
     } catch (err) {
       out = { t: 'error', id: frame.id, error: { code: 'SY_INTERNAL', message: `cannot store the file from node ${this.node}: ${(err as Error).message}` } };
     }
     if (this.state !== 'running') {
-      if (out.t === 'file') await unlink(file).catch(() => undefined);
+      if (out.t === 'file') {
+        closeFd(out.fd, () => undefined);
+        await unlink(file).catch(() => undefined);
+      }
       return;
     }
     this.events!.onFrames([out]);

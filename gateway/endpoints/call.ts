@@ -8,7 +8,8 @@ import type { Replica } from './replica.js';
 
 export interface CallSink {
   onResult(body: Uint8Array, contentType: string): void;
-  onFile(path: string, size: number, contentType: string, remove: boolean): void;
+  /** `fd` is open and checked (workers/pool/output-files.ts): the sink serves it and closes it. */
+  onFile(path: string, size: number, contentType: string, remove: boolean, fd: number): void;
   /** The stream's first frame; `streamId` names it for reconnection (header, SSE ids, WS `stream`). */
   onStreamStart(streamId: string): void;
   /**

@@ -9,6 +9,7 @@
  * in-flight ones are done.
  */
 import { randomBytes } from 'node:crypto';
+import { close } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { AutoscalingConfig, EndpointConfig } from '../config/schema.js';
@@ -192,7 +193,10 @@ export class Endpoint implements ScalableEndpoint {
       const call = replica.calls.get(frame.id);
       if (!call) {
         // Its request was cancelled or timed out while the file was being written.
-        if (frame.t === 'file' && frame.remove) void unlink(frame.path).catch(() => undefined);
+        if (frame.t === 'file') {
+          close(frame.fd, () => undefined);
+          if (frame.remove) void unlink(frame.path).catch(() => undefined);
+        }
         continue;
       }
       switch (frame.t) {
@@ -206,7 +210,7 @@ export class Endpoint implements ScalableEndpoint {
           this.release(call, replica, true, now);
           call.state = 'done';
           this.observer.onFinished(this.name, 200, now - call.startedAt);
-          call.sink.onFile(frame.path, frame.size, frame.contentType, frame.remove);
+          call.sink.onFile(frame.path, frame.size, frame.contentType, frame.remove, frame.fd);
           break;
         case 'start':
           call.state = 'streaming';

@@ -2,8 +2,12 @@
  * Sends a file the predictor wrote: Content-Type and Content-Length, `Range` (one range: 206, or
  * 416), read from disk in large chunks straight into the socket with tryEnd/onWritable, so a
  * slow client holds at most one chunk in memory. No strings, no base64.
+ *
+ * The file arrives as a descriptor the replica opened and checked (workers/pool/output-files.ts);
+ * it is never opened again by name here, so a name swapped for a symlink after `predict` returned
+ * cannot redirect what is served. This function owns the descriptor and always closes it.
  */
-import { close, open, read, unlink } from 'node:fs';
+import { close, read, unlink } from 'node:fs';
 import type { HttpResponse } from '../../native/uws.js';
 import { SwitchyardError } from '../../workers/protocol/errors.js';
 import { writeError } from './respond.js';
@@ -55,7 +59,6 @@ function giveBack(buffer: Buffer): void {
 }
 
 // The callback API on a plain descriptor: FileHandle's promise machinery costs more than the read.
-const openFile = (path: string) => new Promise<number>((resolve, reject) => open(path, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
 const readAt = (fd: number, buffer: Buffer, length: number, position: number) =>
   new Promise<number>((resolve, reject) => read(fd, buffer, 0, length, position, (err, n) => (err ? reject(err) : resolve(n))));
 const closeFile = (fd: number) => new Promise<void>((resolve) => close(fd, () => resolve()));
@@ -64,10 +67,10 @@ const removeFile = (path: string) => new Promise<void>((resolve) => unlink(path,
 export async function sendFile(
   res: HttpResponse,
   state: FileSendState,
-  file: { path: string; size: number; contentType: string; remove: boolean },
+  file: { path: string; fd: number; size: number; contentType: string; remove: boolean },
   rangeHeader: string,
 ): Promise<void> {
-  let fd: number | undefined;
+  const fd = file.fd;
   let buffer: Buffer | undefined;
   try {
     const range = parseRange(rangeHeader, file.size);
@@ -79,7 +82,6 @@ export async function sendFile(
     }
     const start = range ? range.start : 0;
     const total = range ? range.end - range.start + 1 : file.size;
-    fd = await openFile(file.path);
     if (state.aborted) return;
     // Written in the same cork as the first bytes: one packet for the head and the start of the body.
     const writeHead = (): void => {
@@ -132,7 +134,7 @@ export async function sendFile(
     // Headers may be out already: cut the connection so the client sees an incomplete body.
     if (!state.aborted) res.close();
   } finally {
-    if (fd !== undefined) await closeFile(fd);
+    await closeFile(fd);
     if (buffer) giveBack(buffer);
     if (file.remove) await removeFile(file.path);
   }

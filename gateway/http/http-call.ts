@@ -64,8 +64,8 @@ export class HttpCall implements CallSink, FileSendState {
     });
   }
 
-  onFile(path: string, size: number, contentType: string, remove: boolean): void {
-    void sendFile(this.res, this, { path, size, contentType, remove }, this.range);
+  onFile(path: string, size: number, contentType: string, remove: boolean, fd: number): void {
+    void sendFile(this.res, this, { path, fd, size, contentType, remove }, this.range);
   }
 
   onStreamStart(streamId: string): void {

@@ -11,7 +11,8 @@
  * reaches maxBackpressure (past which it would drop messages). Closing the socket cancels every
  * request on it.
  */
-import { readFile, unlink } from 'node:fs/promises';
+import { close, readFile } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { HttpRequest, TemplatedApp, WebSocket } from '../../native/uws.js';
 import { SwitchyardError, toSwitchyardError } from '../../workers/protocol/errors.js';
@@ -78,8 +79,8 @@ class WsCall implements CallSink {
     this.connection.finish(this, this.replies.result(body, contentType));
   }
 
-  onFile(path: string, _size: number, contentType: string, remove: boolean): void {
-    void this.connection.sendFile(this, path, contentType, remove);
+  onFile(path: string, _size: number, contentType: string, remove: boolean, fd: number): void {
+    void this.connection.sendFile(this, path, fd, contentType, remove);
   }
 
   onStreamStart(streamId: string): void {
@@ -181,14 +182,15 @@ class WsConnection {
     this.send(frame);
   }
 
-  /** Over a WebSocket a file comes whole, in one message (HTTP streams it and serves ranges). */
-  async sendFile(request: WsCall, path: string, contentType: string, remove: boolean): Promise<void> {
+  /** Over a WebSocket a file comes whole, in one message (HTTP streams it and serves ranges). The checked descriptor is read, never the name. */
+  async sendFile(request: WsCall, path: string, fd: number, contentType: string, remove: boolean): Promise<void> {
     try {
-      const bytes = await readFile(path);
+      const bytes = await new Promise<Buffer>((resolve, reject) => readFile(fd, (err, data) => (err ? reject(err) : resolve(data))));
       this.finish(request, request.replies.file(bytes, contentType));
     } catch (err) {
       this.finish(request, request.replies.error(new SwitchyardError('SY_INTERNAL', `the output file could not be read: ${toSwitchyardError(err).message}`)));
     } finally {
+      close(fd, () => undefined);
       if (remove) await unlink(path).catch(() => undefined);
     }
   }

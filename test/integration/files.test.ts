@@ -159,6 +159,19 @@ describe('file responses', () => {
     assert.equal(errorCode(missing), 'SY_PREDICTOR_OUTPUT');
   });
 
+  test('a file swapped for a symlink right after predict returns: the original is served or refused, never the outside file', async () => {
+    const secret = 'SECRET-BEHIND-THE-SWAPPED-LINK';
+    const outside = path.join(path.dirname(behavioursDir), `swap-target-${process.pid}-${Date.now()}.png`);
+    writeFileSync(outside, secret);
+    for (let i = 0; i < 20; i++) {
+      const answer = await post(`${gw.url}/inference/b`, { action: 'swap', value: outside }, { accept: 'image/png' });
+      assert.ok(!answer.bytes.toString('utf8').includes('SECRET'), `attempt ${i}: (part of) the outside file was served`);
+      if (answer.status === 200) assert.equal(answer.bytes.toString('utf8'), 'THE-ORIGINAL-FILE');
+      else assert.equal(errorCode(answer), 'SY_FILE_REFUSED');
+    }
+    assert.equal(readFileSync(outside, 'utf8'), secret, 'the outside file is untouched');
+  });
+
   test('without that Accept the value goes as it is: a base64 string in JSON, bytes as application/octet-stream', async () => {
     const json = await post(`${gw.url}/inference/image`, picture);
     assert.equal(json.status, 200);

@@ -3,7 +3,7 @@
  * (a cancel in the same turn as its request, a scale-down during a replica's start) made certain.
  */
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, fstatSync, openSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
@@ -143,16 +143,18 @@ describe('Endpoint', () => {
     await ep.close();
   });
 
-  test('a file for a request that already left is deleted, not leaked', async () => {
+  test('a file for a request that already left is deleted and its descriptor closed, not leaked', async () => {
     const factory = new Factory();
     const ep = endpoint({}, factory);
     ep.reconcile();
     await turn();
     const file = path.join(tempDir(), 'late.png');
     writeFileSync(file, 'png');
-    factory.links[0]!.events.onFrames([{ t: 'file', id: 999_999, path: file, size: 3, contentType: 'image/png', remove: true }]);
+    const fd = openSync(file, 'r');
+    factory.links[0]!.events.onFrames([{ t: 'file', id: 999_999, path: file, fd, size: 3, contentType: 'image/png', remove: true }]);
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(existsSync(file), false);
+    assert.throws(() => fstatSync(fd), /EBADF/, 'the descriptor is closed');
     await ep.close();
   });
 

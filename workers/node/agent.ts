@@ -9,7 +9,8 @@
  * anything elsewhere. SIGTERM drains: it tells gateways it is draining, lets in-flight requests
  * finish (bounded), stops its replicas and says goodbye.
  */
-import { readFile, unlink } from 'node:fs/promises';
+import { close as closeFd, readFile as readFileFd } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -321,11 +322,13 @@ export class NodeAgent {
   /** A file exists only on this machine: send its bytes; the gateway writes them to its own folder. */
   private async shipFile(hosted: Hosted, frame: Extract<ReplyFrame, { t: 'file' }>): Promise<void> {
     try {
-      const data = await readFile(frame.path);
+      // The descriptor the replica checked, never the name (which may have been swapped since).
+      const data = await new Promise<Buffer>((resolve, reject) => readFileFd(frame.fd, (err, bytes) => (err ? reject(err) : resolve(bytes))));
       hosted.outbox.push({ t: 'filedata', id: frame.id, data, contentType: frame.contentType });
     } catch (err) {
       hosted.outbox.push({ t: 'error', id: frame.id, error: { code: 'SY_PREDICTOR_OUTPUT', message: `cannot read the output file: ${(err as Error).message}` } });
     }
+    closeFd(frame.fd, () => undefined);
     if (frame.remove) await unlink(frame.path).catch(() => undefined);
     this.scheduleFlush(hosted);
   }

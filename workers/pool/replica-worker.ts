@@ -23,7 +23,7 @@ import {
   type RequestEnvelope,
 } from '../protocol/envelopes.js';
 import { chunkBytes, decodeBody, encodeResult } from './encode.js';
-import { resolveOutputFile } from './output-files.js';
+import { openOutputFile } from './output-files.js';
 
 export interface SetupTask {
   op: 'setup';
@@ -185,8 +185,9 @@ async function runUnary(env: RequestEnvelope, input: unknown, req: PredictReques
   if (req.signal.aborted) return;
   if (env.fileType) {
     if (typeof result === 'string') {
-      const file = resolveOutputFile(result, setupTask!.outputDir);
-      emit({ t: 'file', id: env.id, path: file.path, size: file.size, contentType: env.fileType, remove: !setupTask!.keepFiles });
+      // Opened and checked now, in the turn predict returned in: what is served is this descriptor.
+      const file = openOutputFile(result, setupTask!.outputDir);
+      emit({ t: 'file', id: env.id, path: file.path, fd: file.fd, size: file.size, contentType: env.fileType, remove: !setupTask!.keepFiles });
       return;
     }
     // Not a path: the predictor chose to answer inline (e.g. base64 or bytes).

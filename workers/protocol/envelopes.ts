@@ -56,8 +56,12 @@ export type ControlMessage =
 export type ReplyFrame =
   /** A unary answer, already encoded in the requested encoding (or raw bytes with contentType application/octet-stream). */
   | { t: 'result'; id: number; body: Uint8Array; contentType: string }
-  /** A file to send: a path the replica checked is inside its output folder. */
-  | { t: 'file'; id: number; path: string; size: number; contentType: string; remove: boolean }
+  /**
+   * A file to send: `fd` is a descriptor the replica opened and checked (a regular file inside its
+   * output folder; see workers/pool/output-files.ts). The receiver serves and closes it; `path` is
+   * only for deleting the file afterwards.
+   */
+  | { t: 'file'; id: number; path: string; fd: number; size: number; contentType: string; remove: boolean }
   /** The request is a stream; chunks follow. */
   | { t: 'start'; id: number }
   | { t: 'chunk'; id: number; data: Uint8Array }
