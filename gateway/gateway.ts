@@ -10,6 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import pino, { type Logger } from 'pino';
+import { discoverDevices, type DeviceInfo, type DiscoverOptions } from '../native/devices.js';
 import { loadUws, type us_listen_socket } from '../native/uws.js';
 import { AutoscaleController } from './autoscaler/controller.js';
 import { ClusterReplicaFactory, clusterView } from './cluster/cluster-factory.js';
@@ -20,7 +21,7 @@ import { RemoteCluster } from './cluster/remote-link.js';
 import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { Endpoint, type EndpointObserver, type ReplicaFactory } from './endpoints/endpoint.js';
-import { LocalReplicaFactory } from './endpoints/local-replicas.js';
+import { LocalReplicaFactory, localPlacementProblem } from './endpoints/local-replicas.js';
 import { installRoutes } from './http/app.js';
 import { GatewayMetrics } from './metrics/metrics.js';
 
@@ -31,6 +32,30 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Where new replicas come from; defaults to worker threads on this machine (and the cluster's nodes with `config.cluster`). */
   factory?: ReplicaFactory;
+  /** How this machine's devices are found (default: `nvidia-smi` on PATH, onnxruntime's providers when an ONNX endpoint wants a GPU). */
+  deviceDiscovery?: DiscoverOptions;
+}
+
+/**
+ * This machine's devices. onnxruntime is asked which providers load only when an ONNX endpoint
+ * lists a device other than the CPU (the CPU provider always loads), so a gateway that needs no
+ * GPU for ONNX never loads onnxruntime on its event-loop thread.
+ */
+export async function discoverLocalDevices(config: Readonly<Config>, options: DiscoverOptions = {}): Promise<DeviceInfo[]> {
+  const probe = Object.values(config.endpoints).some((e) => e.model !== undefined && e.devices.some((d) => d !== 'cpu'));
+  if (probe || options.onnxProviders) return discoverDevices(options);
+  const devices = await discoverDevices({ ...options, onnxProviders: async () => ['cpu'] });
+  // Not probed: say nothing rather than "does not load".
+  return devices.map((d) => (d.kind === 'cpu' ? d : { id: d.id, kind: d.kind, name: d.name, memoryBytes: d.memoryBytes }));
+}
+
+/** Refuses, at start, an endpoint that can only run here and that no device of this machine can run. */
+function checkLocalPlacement(config: Readonly<Config>, devices: readonly DeviceInfo[]): void {
+  for (const [name, endpoint] of Object.entries(config.endpoints)) {
+    if (config.cluster && endpoint.placement !== 'local') continue;
+    const problem = localPlacementProblem(endpoint, devices);
+    if (problem) throw new ConfigError(`endpoints.${name}.devices: ${problem}`);
+  }
 }
 
 /** The gateway's part of a cluster: its NATS connection, its view of the nodes, its placements. */
@@ -40,7 +65,7 @@ interface GatewayCluster {
   factory: ClusterReplicaFactory;
 }
 
-async function openCluster(config: Readonly<Config>): Promise<GatewayCluster | undefined> {
+async function openCluster(config: Readonly<Config>, localDevices: readonly DeviceInfo[]): Promise<GatewayCluster | undefined> {
   if (!config.cluster) {
     const remoteOnly = Object.entries(config.endpoints).find(([, e]) => e.placement === 'remote');
     if (remoteOnly) throw new ConfigError(`endpoints.${remoteOnly[0]}.placement: "remote" needs a cluster (a cluster: section or --nats)`);
@@ -49,7 +74,7 @@ async function openCluster(config: Readonly<Config>): Promise<GatewayCluster | u
   const connection = await ClusterConnection.connect(connectOptionsFromConfig(config.cluster, `switchyard-gateway-${config.server.region}`));
   try {
     const remote = await RemoteCluster.open(connection, { timings: timingsFromConfig(config.cluster) });
-    return { connection, remote, factory: new ClusterReplicaFactory({ cluster: clusterView(remote), region: config.server.region }) };
+    return { connection, remote, factory: new ClusterReplicaFactory({ cluster: clusterView(remote), region: config.server.region, localDevices }) };
   } catch (err) {
     await connection.close();
     throw err;
@@ -73,6 +98,8 @@ export class Gateway {
     readonly config: Readonly<Config>,
     private readonly options: GatewayOptions,
     private readonly cluster: GatewayCluster | undefined,
+    /** This machine's devices, as found at start. */
+    readonly devices: readonly DeviceInfo[],
   ) {
     this.uws = loadUws({ allowJsFallback: config.server.allow_js_fallback });
     this.log = options.logger ?? pino({ level: config.server.log_level, base: { svc: 'switchyard' } }, pino.destination(2));
@@ -81,7 +108,7 @@ export class Gateway {
       onFinished: (endpoint, status, latencyMs) => this.metrics.onFinished(endpoint, status, latencyMs),
       onLog: (level, msg, fields) => this.log[level](fields ?? {}, msg),
     };
-    const factory = options.factory ?? cluster?.factory ?? new LocalReplicaFactory(config.server.region);
+    const factory = options.factory ?? cluster?.factory ?? new LocalReplicaFactory(config.server.region, devices);
     for (const [name, endpointConfig] of Object.entries(config.endpoints)) {
       const endpoint = new Endpoint(name, endpointConfig, factory, observer);
       this.endpoints.set(name, endpoint);
@@ -102,8 +129,10 @@ export class Gateway {
   }
 
   static async start(config: Readonly<Config>, options: GatewayOptions = {}): Promise<Gateway> {
-    const cluster = options.factory ? undefined : await openCluster(config);
-    const gateway = new Gateway(config, options, cluster);
+    const devices = await discoverLocalDevices(config, options.deviceDiscovery);
+    if (!options.factory) checkLocalPlacement(config, devices);
+    const cluster = options.factory ? undefined : await openCluster(config, devices);
+    const gateway = new Gateway(config, options, cluster, devices);
     try {
       await gateway.listen();
     } catch (err) {
@@ -230,6 +259,8 @@ export class Gateway {
       region: this.config.server.region,
       uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
       draining: this.draining,
+      // The gateway's own devices; `onnx` says whether onnxruntime's provider loads (absent: not probed).
+      devices: this.devices.map((d) => ({ id: d.id, kind: d.kind, name: d.name, memory_bytes: d.memoryBytes, ...(d.onnx === undefined ? {} : { onnx: d.onnx }) })),
       ...(this.cluster ? { cluster: this.describeCluster() } : {}),
       endpoints: [...this.endpoints.values()].map((ep) => ({
         name: ep.name,

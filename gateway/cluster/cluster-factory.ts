@@ -14,7 +14,8 @@
 import type { EndpointConfig } from '../config/schema.js';
 import { deviceMatches, placeReplicas, type PlacementCandidate } from '../autoscaler/placer.js';
 import type { ReplicaFactory } from '../endpoints/endpoint.js';
-import { localDeviceLimit, LocalReplicaFactory, replicaSpecOf } from '../endpoints/local-replicas.js';
+import { deviceCanHost, localDeviceLimit, localDevicesFor, LocalReplicaFactory, replicaSpecOf } from '../endpoints/local-replicas.js';
+import type { DeviceInfo } from '../../native/devices.js';
 import type { ReplicaLink, ReplicaPlacement } from '../../workers/protocol/link.js';
 import type { ReplicaSpec } from '../../workers/pool/thread-link.js';
 import type { NodeMember } from './membership.js';
@@ -43,12 +44,15 @@ export interface ClusterReplicaFactoryOptions {
   cluster: ClusterView;
   /** The gateway's region: its own pools stand there, and endpoints without `regions` prefer it. */
   region: string;
+  /** The gateway machine's own devices. */
+  localDevices: readonly DeviceInfo[];
 }
 
 export class ClusterReplicaFactory implements ReplicaFactory {
   readonly region: string;
   private readonly cluster: ClusterView;
   private readonly local: LocalReplicaFactory;
+  private readonly localDevices: readonly DeviceInfo[];
   /** Local replicas per device, created here and not yet released. */
   private readonly localUsed = new Map<string, number>();
   /** Remote links per node name, created here and not yet released. */
@@ -58,7 +62,8 @@ export class ClusterReplicaFactory implements ReplicaFactory {
   constructor(options: ClusterReplicaFactoryOptions) {
     this.cluster = options.cluster;
     this.region = options.region;
-    this.local = new LocalReplicaFactory(options.region);
+    this.localDevices = options.localDevices;
+    this.local = new LocalReplicaFactory(options.region, options.localDevices);
   }
 
   create(endpoint: string, config: EndpointConfig, count: number): ReplicaLink[] {
@@ -103,7 +108,7 @@ export class ClusterReplicaFactory implements ReplicaFactory {
     const wanted = (device: string) => config.devices.some((preference) => deviceMatches(preference, device));
     const candidates: PlacementCandidate[] = [];
     if (config.placement !== 'remote') {
-      for (const device of config.devices) {
+      for (const device of localDevicesFor(config, this.localDevices)) {
         candidates.push({ node: LOCAL_NODE, region: this.region, device, free: localDeviceLimit(device) - (this.localUsed.get(device) ?? 0) });
       }
     }
@@ -112,9 +117,7 @@ export class ClusterReplicaFactory implements ReplicaFactory {
         const free = this.freeOn(member);
         if (free === 0) continue;
         for (const device of member.devices) {
-          // An ONNX endpoint only goes where onnxruntime's provider for the device loads.
-          if (config.model !== undefined && device.onnx === false) continue;
-          if (wanted(device.id)) candidates.push({ node: member.name, region: member.region, device: device.id, free });
+          if (deviceCanHost(config, device) && wanted(device.id)) candidates.push({ node: member.name, region: member.region, device: device.id, free });
         }
       }
     }

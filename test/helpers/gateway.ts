@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { validateConfig } from '../../gateway/config/load.js';
-import { Gateway } from '../../gateway/gateway.js';
+import { Gateway, type GatewayOptions } from '../../gateway/gateway.js';
 
 /** Compiled fixture (dist/test/fixtures/NAME.js). */
 export const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/${name}.js`, import.meta.url));
@@ -25,9 +25,12 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-export async function startGateway(raw: { server?: Record<string, unknown>; endpoints: Record<string, Record<string, unknown>> }, options: { ready?: boolean } = {}): Promise<TestGateway> {
+export async function startGateway(
+  raw: { server?: Record<string, unknown>; endpoints: Record<string, Record<string, unknown>> },
+  options: { ready?: boolean; gateway?: GatewayOptions } = {},
+): Promise<TestGateway> {
   const config = validateConfig({ ...raw, server: { host: '127.0.0.1', port: 0, log_level: 'silent', ...raw.server } });
-  const gateway = await Gateway.start(config, { logger: pino({ level: 'silent' }) });
+  const gateway = await Gateway.start(config, { logger: pino({ level: 'silent' }), ...options.gateway });
   if (options.ready !== false && !(await gateway.whenReady(20_000))) {
     await gateway.shutdown(0);
     throw new Error(`gateway not ready: ${JSON.stringify(gateway.readiness())}`);

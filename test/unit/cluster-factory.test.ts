@@ -38,7 +38,7 @@ describe('ClusterReplicaFactory', () => {
     const cpu = member('cpu-box', 'eu', ['cpu'], 4);
     cpu.devices[0]!.onnx = true;
     cluster.nodes = [gpu, cpu];
-    const factory = new ClusterReplicaFactory({ cluster, region: 'eu' });
+    const factory = new ClusterReplicaFactory({ cluster, region: 'eu', localDevices: [{ ...device('cpu'), onnx: true }] });
     const onnx = validateConfig({ endpoints: { m: { model: '/m.onnx', placement: 'remote', devices: ['cuda:0', 'cpu'] } } }).endpoints.m!;
     assert.deepEqual(where(factory.create('m', onnx, 1)), ['cpu-box/cpu']);
     assert.deepEqual(where(factory.create('e', endpoint({ placement: 'remote', devices: ['cuda:0', 'cpu'] }), 1)), ['gpu-box/cuda:0']);
@@ -48,7 +48,7 @@ describe('ClusterReplicaFactory', () => {
   it('places remote-only endpoints on nodes by device preference, then region, bounded per node over all its devices', () => {
     const cluster = new FakeCluster();
     cluster.nodes = [member('gpu-box', 'us', ['cpu', 'cuda:0'], 2), member('cpu-eu', 'eu', ['cpu'], 8)];
-    const factory = new ClusterReplicaFactory({ cluster, region: 'eu' });
+    const factory = new ClusterReplicaFactory({ cluster, region: 'eu', localDevices: [{ ...device('cpu'), onnx: true }] });
     const links = factory.create('e', endpoint({ placement: 'remote', devices: ['cuda:0', 'cpu'] }), 4);
     // The GPU first (device preference beats region), twice, which fills gpu-box: its cpu has no room left.
     assert.deepEqual(where(links), ['gpu-box/cuda:0', 'gpu-box/cuda:0', 'cpu-eu/cpu', 'cpu-eu/cpu']);
@@ -60,7 +60,7 @@ describe('ClusterReplicaFactory', () => {
   it('prefers the endpoint regions, else the gateway region, and spreads over equal nodes', () => {
     const cluster = new FakeCluster();
     cluster.nodes = [member('eu-1', 'eu', ['cpu'], 4), member('eu-2', 'eu', ['cpu'], 4), member('us-1', 'us', ['cpu'], 4)];
-    const factory = new ClusterReplicaFactory({ cluster, region: 'eu' });
+    const factory = new ClusterReplicaFactory({ cluster, region: 'eu', localDevices: [{ ...device('cpu'), onnx: true }] });
     assert.deepEqual(where(factory.create('a', endpoint({ placement: 'remote' }), 2)).sort(), ['eu-1/cpu', 'eu-2/cpu']);
     assert.deepEqual(where(factory.create('b', endpoint({ placement: 'remote', regions: ['us'] }), 1)), ['us-1/cpu']);
   });
@@ -68,7 +68,7 @@ describe('ClusterReplicaFactory', () => {
   it('counts replicas other gateways keep on a node, and frees a slot on release', () => {
     const cluster = new FakeCluster();
     cluster.nodes = [member('n', 'eu', ['cpu'], 2, { 'someone-else': 0 })];
-    const factory = new ClusterReplicaFactory({ cluster, region: 'eu' });
+    const factory = new ClusterReplicaFactory({ cluster, region: 'eu', localDevices: [{ ...device('cpu'), onnx: true }] });
     const config = endpoint({ placement: 'remote' });
     const [first, second] = factory.create('e', config, 2);
     assert.ok(first);
@@ -82,7 +82,7 @@ describe('ClusterReplicaFactory', () => {
   it('keeps local endpoints on this machine and lets "any" use both', () => {
     const cluster = new FakeCluster();
     cluster.nodes = [member('far', 'us', ['cpu'], 4)];
-    const factory = new ClusterReplicaFactory({ cluster, region: 'eu' });
+    const factory = new ClusterReplicaFactory({ cluster, region: 'eu', localDevices: [{ ...device('cpu'), onnx: true }] });
     assert.deepEqual(where(factory.create('l', endpoint({ placement: 'local' }), 2)), ['local/cpu', 'local/cpu']);
     // The gateway's own pool stands in its region (eu): "any" prefers it to a node in us.
     assert.deepEqual(where(factory.create('a', endpoint({ placement: 'any' }), 1)), ['local/cpu']);
@@ -92,7 +92,7 @@ describe('ClusterReplicaFactory', () => {
   it('places nothing remotely when no node offers the device or none is routable', () => {
     const cluster = new FakeCluster();
     cluster.nodes = [member('cpu-only', 'eu', ['cpu'], 4)];
-    const factory = new ClusterReplicaFactory({ cluster, region: 'eu' });
+    const factory = new ClusterReplicaFactory({ cluster, region: 'eu', localDevices: [{ ...device('cpu'), onnx: true }] });
     assert.equal(factory.create('g', endpoint({ placement: 'remote', devices: ['cuda:0'] }), 1).length, 0);
     cluster.nodes = [];
     assert.equal(factory.create('c', endpoint({ placement: 'remote' }), 1).length, 0);
