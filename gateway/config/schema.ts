@@ -60,6 +60,18 @@ export const corsSchema = z
     path: ['allow_credentials'],
   });
 
+/** Limits on a stream's timing, each ending the stream with its own error code (docs/streaming.md). */
+export const streamTimeoutsSchema = z
+  .object({
+    /** From the request's arrival to the stream's first chunk (default: the endpoint's timeout_ms). */
+    first_chunk_ms: positiveInt.optional(),
+    /** Longest gap between two chunks (default: none). */
+    idle_ms: positiveInt.optional(),
+    /** From the request's arrival to the stream's end (default: none). */
+    total_ms: positiveInt.optional(),
+  })
+  .strict();
+
 export const endpointSchema = z
   .object({
     /** A predictor module (TypeScript or JavaScript) whose default export has setup/predict. */
@@ -100,6 +112,8 @@ export const endpointSchema = z
     placement: z.enum(['any', 'local', 'remote']).default('any'),
     /** CORS for this endpoint's routes, replacing `server.cors` there. */
     cors: corsSchema.optional(),
+    /** Time limits on streams (to the first chunk, between chunks, in total). */
+    stream_timeouts: streamTimeoutsSchema.default({}),
   })
   .strict()
   .refine((e) => (e.predictor === undefined) !== (e.model === undefined), {
@@ -177,4 +191,5 @@ export type EndpointConfig = z.infer<typeof endpointSchema>;
 export type AutoscalingConfig = z.infer<typeof autoscalingSchema>;
 export type ServerConfig = z.infer<typeof serverSchema>;
 export type CorsConfig = z.infer<typeof corsSchema>;
+export type StreamTimeoutsConfig = z.infer<typeof streamTimeoutsSchema>;
 export type ClusterConfig = z.infer<typeof clusterSchema>;

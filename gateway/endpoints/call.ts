@@ -5,6 +5,7 @@
 import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { RequestEnvelope } from '../../workers/protocol/envelopes.js';
 import type { Replica } from './replica.js';
+import type { StreamTimeouts } from './stream-deadlines.js';
 
 export interface CallSink {
   onResult(body: Uint8Array, contentType: string): void;
@@ -38,6 +39,8 @@ export class Call {
   /** Names the stream once it started (random, unguessable: it is what a reconnecting client presents). */
   streamId: string | undefined;
   readonly startedAt: number;
+  /** This request's stream limits; the endpoint's when the transport sets none. */
+  streamTimeouts: StreamTimeouts | undefined;
 
   constructor(
     readonly env: RequestEnvelope,
@@ -57,7 +60,7 @@ export class Call {
     return this.env.deadline;
   }
 
-  /** Streams are exempt from the deadline once their first chunk went out. */
+  /** Streams leave the request deadline once their replica started them (stream limits apply then). */
   get settled(): boolean {
     return this.state === 'done' || this.state === 'streaming';
   }

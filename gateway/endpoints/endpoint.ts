@@ -23,6 +23,7 @@ import type { ReplyFrame } from '../../workers/protocol/envelopes.js';
 import type { ReplicaLink } from '../../workers/protocol/link.js';
 import type { Call } from './call.js';
 import { Replica } from './replica.js';
+import { STREAM_TIMEOUT_MESSAGES, StreamWatch, streamTimeoutsFor } from './stream-deadlines.js';
 
 export interface EndpointObserver {
   /** A request finished (any outcome); `status` is the HTTP status it maps to. */
@@ -51,6 +52,7 @@ export class Endpoint implements ScalableEndpoint {
   private queue: Call[] = [];
   private queueHead = 0;
   private readonly deadlines = new DeadlineHeap<Call>();
+  private readonly streams = new StreamWatch<Call>();
   private readonly sweeper: NodeJS.Timeout;
   private startFailures = 0;
   private nextStartAt = 0;
@@ -151,6 +153,7 @@ export class Endpoint implements ScalableEndpoint {
     call.unacked--;
     // One credit per acknowledged chunk, returned in batches: the replica never runs further
     // ahead of the client than its initial credit.
+    this.streams.progress(call, performance.now());
     if (++call.acked === STREAM_CREDIT_BATCH) {
       call.acked = 0;
       call.replica.link.control({ t: 'credit', id: call.id, n: STREAM_CREDIT_BATCH });
@@ -217,10 +220,12 @@ export class Endpoint implements ScalableEndpoint {
           call.unacked = 0;
           call.acked = 0;
           call.streamId ??= newStreamId();
+          this.streams.started(call, () => streamTimeoutsFor(this.config));
           call.sink.onStreamStart(call.streamId);
           break;
         case 'chunk':
           call.unacked++;
+          this.streams.progress(call, now);
           call.sink.onChunk(frame.data, ++call.seq);
           break;
         case 'end':
@@ -246,6 +251,7 @@ export class Endpoint implements ScalableEndpoint {
 
   private release(call: Call, replica: Replica, learn: boolean, now = performance.now()): void {
     if (!replica.calls.has(call.id)) return;
+    if (call.state === 'streaming') this.streams.ended(call);
     replica.release(call, learn ? now : call.dispatchedAt + replica.latencyMs);
     this.tracker.finished();
     if (replica.state === 'draining' && replica.inFlight === 0) void this.stopReplica(replica);
@@ -271,6 +277,7 @@ export class Endpoint implements ScalableEndpoint {
   }
 
   private sweepDeadlines(): void {
+    if (this.streams.size > 0) this.sweepStreams();
     if (this.deadlines.size === 0) return;
     for (const call of this.deadlines.popExpired(Date.now())) {
       const replica = call.replica;
@@ -281,6 +288,17 @@ export class Endpoint implements ScalableEndpoint {
       this.fail(call, new SwitchyardError('SY_DEADLINE_EXCEEDED', 'the request did not finish before its deadline; the work was aborted'));
     }
     this.pump();
+  }
+
+  private sweepStreams(): void {
+    for (const { call, code, limitMs } of this.streams.expired(performance.now())) {
+      const replica = call.replica;
+      if (replica) {
+        this.cancelOn(replica, call);
+        this.release(call, replica, false);
+      }
+      this.fail(call, new SwitchyardError(code, STREAM_TIMEOUT_MESSAGES[code](limitMs)));
+    }
   }
 
   // ---- autoscaling seam ------------------------------------------------------------------

@@ -17,6 +17,7 @@ import { endpointFor } from './endpoint-for.js';
 import { writeError, writeJson, writeText } from './respond.js';
 import { installWebSocket } from './websocket.js';
 import { CorsPolicies, withCors } from './cors.js';
+import { requestLimits, type RequestLimits } from './request-limits.js';
 import type { CorsConfig } from '../config/schema.js';
 
 export interface AppContext {
@@ -61,10 +62,12 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
     const config = endpoint.config;
     let bodyType: 'json' | 'msgpack';
     let negotiated;
+    let limits: RequestLimits;
     try {
       keys.get(name)!.check(req.getHeader('authorization'));
       bodyType = bodyTypeOf(req.getHeader('content-type'));
       negotiated = negotiate(req.getHeader('accept'), config.produces, bodyType);
+      limits = requestLimits(req, config);
     } catch (err) {
       writeError(res, toSwitchyardError(err));
       return;
@@ -74,16 +77,6 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
     if (declared > limit) {
       writeError(res, new SwitchyardError('SY_PAYLOAD_TOO_LARGE', `the body is larger than ${limit} bytes`));
       return;
-    }
-    let timeoutMs = config.timeout_ms;
-    const asked = req.getHeader('x-request-timeout-ms');
-    if (asked) {
-      const n = Number(asked);
-      if (!Number.isFinite(n) || n <= 0) {
-        writeError(res, new SwitchyardError('SY_BAD_REQUEST', 'X-Request-Timeout-Ms must be a positive number of milliseconds'));
-        return;
-      }
-      timeoutMs = Math.min(n, timeoutMs);
     }
     const clientRegion = req.getHeader('x-switchyard-region');
     const regions = clientRegion && clientRegion !== ctx.region ? [clientRegion, ctx.region] : [ctx.region];
@@ -103,13 +96,14 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
             bodyType,
             encoding: negotiated.encoding,
             fileType: negotiated.fileType,
-            deadline: Date.now() + timeoutMs,
+            deadline: Date.now() + limits.timeoutMs,
             headers,
           },
           sink,
           regions,
           performance.now(),
         );
+        call.streamTimeouts = limits.stream;
         sink.call = call;
         endpoint.submit(call);
       },

@@ -20,6 +20,7 @@ import { Call, type CallSink } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { ApiKeys } from './auth.js';
 import { endpointFor } from './endpoint-for.js';
+import { streamTimeoutsFor } from '../endpoints/stream-deadlines.js';
 import { writeError } from './respond.js';
 import { parseClientMessage, replyEncoder, type ClientId, type ReplyEncoder, type ReplyFrame } from './ws-messages.js';
 
@@ -171,6 +172,8 @@ class WsConnection {
       this.regions,
       performance.now(),
     );
+    // A stream's `timeout_ms` bounds it whole, as X-Request-Timeout-Ms does over HTTP.
+    call.streamTimeouts = streamTimeoutsFor(config, { totalMs: parsed.timeoutMs });
     sink.call = call;
     this.live.set(key, sink);
     this.endpoint.submit(call);
