@@ -299,7 +299,7 @@ function renderMarkdown(run: AutoscaleRun): string {
   ];
   for (const v of run.variants) {
     if (v.status !== 'measured' || !v.step || !v.milestones) {
-      lines.push(`| ${v.name} | failed: ${(v.reason ?? 'no measurement').split('\n')[0].replace(/\|/g, '\\|')} | | | | | | | | | | |`);
+      lines.push(`| ${v.name} | failed: ${(v.reason ?? 'no measurement').split('\n')[0]!.replace(/\|/g, '\\|')} | | | | | | | | | | |`);
       continue;
     }
     const m = v.milestones;
@@ -372,13 +372,13 @@ async function main(argv: string[]): Promise<number> {
   }
   const [scaled, fixed] = variants;
   const run: AutoscaleRun = {
-    command: ['node', relative(process.cwd(), process.argv[1]) || process.argv[1], ...argv].join(' '),
+    command: ['node', relative(process.cwd(), process.argv[1]!) || process.argv[1], ...argv].join(' '),
     startedAt,
     finishedAt: new Date().toISOString(),
     machine: describeMachine(),
     settings: { ...options, sleepMs: SLEEP_MS, maxConcurrency: MAX_CONCURRENCY, maxQueue: MAX_QUEUE, pollMs: POLL_MS, warmup: WARMUP, settleMs: SETTLE_MS, knobs: KNOBS },
     variants,
-    ...(scaled.step && fixed.step && fixed.step.rps > 0 && scaled.step.latency.p99 > 0
+    ...(scaled?.step && fixed?.step && fixed.step.rps > 0 && scaled.step.latency.p99 > 0
       ? { ratios: { rps: round(scaled.step.rps / fixed.step.rps, 2), p99Improvement: round(fixed.step.latency.p99 / scaled.step.latency.p99, 2) } }
       : {}),
   };

@@ -106,7 +106,7 @@ async function awaitRightAnswer(target: Target, server: RunningServer, timeoutMs
       const res = await fetch(server.url + load.path, {
         method,
         headers: { ...(load.body === undefined ? {} : { 'content-type': 'application/json' }), ...load.headers },
-        body: load.body,
+        ...(load.body === undefined ? {} : { body: load.body }),
         signal: AbortSignal.timeout(10_000),
       });
       const body = await res.text();
@@ -253,7 +253,7 @@ async function main(argv: string[]): Promise<number> {
   const results: ScenarioResult[] = [];
   for (const scenario of scenarios) results.push(await runScenario(scenario, settings));
   const run: BenchRun = {
-    command: ['node', relative(process.cwd(), process.argv[1]) || process.argv[1], ...argv].join(' '),
+    command: ['node', relative(process.cwd(), process.argv[1]!) || process.argv[1], ...argv].join(' '),
     startedAt,
     finishedAt: new Date().toISOString(),
     machine: describeMachine(),

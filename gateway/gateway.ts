@@ -27,8 +27,8 @@ import { GatewayMetrics } from './metrics/metrics.js';
 
 export interface GatewayOptions {
   /** Overrides server.port (0 = any free port). */
-  port?: number;
-  host?: string;
+  port?: number | undefined;
+  host?: string | undefined;
   logger?: Logger;
   /** Where new replicas come from; defaults to worker threads on this machine (and the cluster's nodes with `config.cluster`). */
   factory?: ReplicaFactory;

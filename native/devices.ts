@@ -70,7 +70,7 @@ export function parseNvidiaSmi(csv: string): DeviceInfo[] {
     if (parts.length < 3) continue;
     const index = Number(parts[0]);
     // The product name may itself hold commas; the index is first and the memory last.
-    const memory = /^(\d+(?:\.\d+)?)\s*MiB$/i.exec(parts[parts.length - 1]);
+    const memory = /^(\d+(?:\.\d+)?)\s*MiB$/i.exec(parts.at(-1) ?? '');
     if (!Number.isInteger(index) || index < 0 || !memory) continue;
     gpus.push({
       id: `cuda:${index}`,
@@ -95,13 +95,14 @@ function runNvidiaSmi(executable: string, timeoutMs: number): Promise<string | u
 }
 
 export async function discoverDevices(options: DiscoverOptions = {}): Promise<DeviceInfo[]> {
-  const devices = [cpuDevice()];
+  const cpu = cpuDevice();
+  const devices = [cpu];
   const out = await runNvidiaSmi(options.nvidiaSmi ?? 'nvidia-smi', options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS);
   if (out !== undefined) devices.push(...parseNvidiaSmi(out));
   const platform = options.platform ?? process.platform;
   const arch = options.arch ?? process.arch;
   if (platform === 'darwin' && arch === 'arm64') {
-    devices.push({ id: 'coreml', kind: 'coreml', name: devices[0].name, memoryBytes: os.totalmem() });
+    devices.push({ id: 'coreml', kind: 'coreml', name: cpu.name, memoryBytes: os.totalmem() });
   }
   // A GPU whose CUDA provider does not load can still serve predictor modules, not ONNX models.
   const providers = await (options.onnxProviders ?? listExecutionProviders)().catch(() => [] as string[]);

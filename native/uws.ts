@@ -14,7 +14,7 @@ export interface LoadedUws {
   uws: typeof UwsTypes;
   native: boolean;
   /** Why the native binary did not load, when it did not. */
-  fallbackReason?: string;
+  fallbackReason?: string | undefined;
 }
 
 let cached: LoadedUws | undefined;

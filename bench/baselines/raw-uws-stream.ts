@@ -110,7 +110,10 @@ app.post('/inference/stream', (res) => {
   });
   readBody(res, (body) => {
     const input = parseJson(body);
-    if (!input) return badRequest(res);
+    if (!input) {
+      badRequest(res);
+      return;
+    }
     const q = question(input);
     void (async () => {
       res.cork(() => res.writeStatus('200 OK').writeHeader('content-type', 'text/plain; charset=utf-8'));
@@ -143,7 +146,10 @@ function sendImage(res: uWS.HttpResponse, fromDisk: boolean): void {
   });
   readBody(res, (body) => {
     const input = parseJson(body);
-    if (!input) return badRequest(res);
+    if (!input) {
+      badRequest(res);
+      return;
+    }
     if (!fromDisk) {
       const png = picture(input);
       res.cork(() => res.writeHeader('content-type', 'image/png').end(png));

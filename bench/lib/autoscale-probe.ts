@@ -218,9 +218,8 @@ export function readyBySecond(record: ProbeRecord, before: ProbeSample, stepStar
   let i = 0;
   for (let second = 1; second <= seconds; second++) {
     const until = stepStartAt + second * 1000;
-    while (i < record.samples.length && record.samples[i].at <= until) {
-      if (record.samples[i].at >= stepStartAt) current = readyCount(record.samples[i]);
-      i++;
+    for (let sample = record.samples[i]; sample !== undefined && sample.at <= until; sample = record.samples[++i]) {
+      if (sample.at >= stepStartAt) current = readyCount(sample);
     }
     counts.push(current);
   }

@@ -14,14 +14,14 @@ import { round, type ErrorCounts, type HttpLoadResult } from './http-load.js';
 
 export interface BytesLoadOptions {
   url: string;
-  method?: string;
-  headers?: Record<string, string>;
-  body?: string;
+  method?: string | undefined;
+  headers?: Record<string, string> | undefined;
+  body?: string | undefined;
   connections: number;
   durationS: number;
   timeoutS?: number;
   /** Checks each body (as text, the way autocannon hands it over); false counts a mismatch. */
-  verifyBody?: (body: string) => boolean;
+  verifyBody?: ((body: string) => boolean) | undefined;
 }
 
 export async function measureBytes(options: BytesLoadOptions): Promise<HttpLoadResult> {

@@ -16,20 +16,20 @@ import { createLatencyHistogram, encodeHistogram, recordMs, summarize, type Hist
 
 export interface HttpLoadOptions {
   url: string;
-  method?: string;
-  headers?: Record<string, string>;
-  body?: string | Buffer;
+  method?: string | undefined;
+  headers?: Record<string, string> | undefined;
+  body?: string | Buffer | undefined;
   /** Concurrent connections, one request in flight on each. */
   connections: number;
   durationS: number;
   /** Seconds of load before the measured run (numbers dropped). */
-  warmupS?: number;
+  warmupS?: number | undefined;
   /** Seconds after which a request counts as timed out. */
   timeoutS?: number;
   /** Checks a response body; a false answer counts the response as a mismatch, not a success. */
-  verifyBody?: (body: string) => boolean;
+  verifyBody?: ((body: string) => boolean) | undefined;
   /** Time body arrivals (time to first chunk, inter-chunk gaps). */
-  stream?: boolean;
+  stream?: boolean | undefined;
   /** About once a second during the measured run. */
   onProgress?: (progress: LoadProgress) => void;
   /** Stops the measured run early; what was measured so far is reported. */

@@ -92,7 +92,7 @@ function waitForListening(child: ChildProcess, timeoutMs: number, describe: () =
       cleanup();
       // Keep draining stdout so a chatty server never blocks on a full pipe.
       child.stdout!.resume();
-      resolve(match[1]);
+      resolve(match[1]!);
     };
     const onExit = (code: number | null, signal: string | null): void => fail(new Error(`server exited (${signal ?? code}) before listening: ${describe()}`));
     const onError = (err: Error): void => fail(new Error(`cannot start ${describe()}: ${err.message}`));

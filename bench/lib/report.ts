@@ -91,7 +91,8 @@ export function median(values: readonly number[]): number {
   if (values.length === 0) return 0;
   const sorted = [...values].sort((a, b) => a - b);
   const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+  // middle < length, and middle ≥ 1 whenever the length is even.
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 /** Fills medians, merged latencies and ratios from the raw repetitions. */
@@ -186,7 +187,7 @@ export function renderMarkdown(run: BenchRun): string {
 }
 
 function oneLine(text: string): string {
-  return text.split('\n')[0].replace(/\|/g, '\\|');
+  return text.split('\n')[0]!.replace(/\|/g, '\\|');
 }
 
 /* ---------------------------------------------------------------- SVG chart */
@@ -211,7 +212,7 @@ export function renderSvg(run: BenchRun): string {
   const panels = run.scenarios.filter((s) => s.targets.some((t) => t.median));
   const colors = new Map<string, string>();
   for (const target of panels.flatMap((s) => s.targets)) {
-    if (!colors.has(target.name)) colors.set(target.name, PALETTE[colors.size % PALETTE.length]);
+    if (!colors.has(target.name)) colors.set(target.name, PALETTE[colors.size % PALETTE.length]!);
   }
   const height = Math.max(1, panels.length) * PANEL_HEIGHT + 30;
   const parts = [

@@ -63,7 +63,7 @@ export interface WsLoadOptions {
   sockets: number;
   inFlightPerSocket: number;
   durationS: number;
-  warmupS?: number;
+  warmupS?: number | undefined;
   timeoutS?: number;
   exchange: WsExchange;
   onProgress?: (progress: LoadProgress) => void;

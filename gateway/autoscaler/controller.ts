@@ -140,7 +140,7 @@ export class AutoscaleController {
       pendingDown: s.downSince === null ? null : { since: s.downSince, to: s.downTarget },
       pendingUp: s.upSince === null ? null : { since: s.upSince, to: s.upTarget },
       requested: this.requested === null ? null : { ...this.requested },
-      last: this.records.length === 0 ? null : this.records[this.records.length - 1],
+      last: this.records.at(-1) ?? null,
     };
   }
 

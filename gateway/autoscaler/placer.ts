@@ -44,25 +44,25 @@ export function placeReplicas(request: PlacementRequest, candidates: readonly Pl
     const i = regions.indexOf(region);
     return i === -1 ? regions.length : i;
   };
-  const room = candidates.map((c) => Math.max(0, Math.floor(c.free)));
+  const slots = candidates.map((candidate) => ({ candidate, room: Math.max(0, Math.floor(candidate.free)) }));
   const placed: PlacementCandidate[] = [];
 
   for (const preference of request.devicePreference) {
-    const matching = candidates.map((c, i) => i).filter((i) => deviceMatches(preference, candidates[i].device));
+    const matching = slots.filter((slot) => deviceMatches(preference, slot.candidate.device));
     while (placed.length < request.count) {
-      let best = -1;
-      for (const i of matching) {
-        if (room[i] === 0) continue;
-        if (best === -1) {
-          best = i;
+      let best: (typeof slots)[number] | undefined;
+      for (const slot of matching) {
+        if (slot.room === 0) continue;
+        if (best === undefined) {
+          best = slot;
           continue;
         }
-        const byRegion = regionRank(candidates[i].region) - regionRank(candidates[best].region);
-        if (byRegion < 0 || (byRegion === 0 && room[i] > room[best])) best = i;
+        const byRegion = regionRank(slot.candidate.region) - regionRank(best.candidate.region);
+        if (byRegion < 0 || (byRegion === 0 && slot.room > best.room)) best = slot;
       }
-      if (best === -1) break;
-      room[best] -= 1;
-      placed.push(candidates[best]);
+      if (best === undefined) break;
+      best.room -= 1;
+      placed.push(best.candidate);
     }
   }
   return placed;

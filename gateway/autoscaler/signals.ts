@@ -157,7 +157,8 @@ export class SignalHistory {
     return (this.head + i) % this.capacity;
   }
 
+  /** The i-th reading, oldest first; callers stay within 0 ≤ i < size, where every slot is filled. */
   private at(i: number): Sample {
-    return this.ring[this.slot(i)];
+    return this.ring[this.slot(i)]!;
   }
 }

@@ -18,17 +18,17 @@ export interface BenchCommandOptions {
   connections: number;
   duration: number;
   /** Path of a file holding the request body. */
-  body?: string;
-  stream?: boolean;
-  ws?: boolean;
-  json?: boolean;
-  method?: string;
+  body?: string | undefined;
+  stream?: boolean | undefined;
+  ws?: boolean | undefined;
+  json?: boolean | undefined;
+  method?: string | undefined;
   /** "Name: value" each. */
   headers?: string[];
   /** Seconds of load before measuring (dropped). */
-  warmup?: number;
+  warmup?: number | undefined;
   /** Requests in flight per WebSocket. */
-  inflight?: number;
+  inflight?: number | undefined;
 }
 
 /** Where the command writes; the process's streams unless a caller (a test) collects them. */
@@ -156,7 +156,8 @@ function parseHeaders(lines: string[]): Record<string, string> {
   for (const line of lines) {
     const match = /^([^:=\s]+)\s*[:=]\s*(.*)$/.exec(line);
     if (!match) throw new UsageError(`--header must look like "Name: value" (got "${line}")`);
-    headers[match[1]] = match[2];
+    // Both groups are mandatory in the pattern, so a match holds them.
+    headers[match[1]!] = match[2]!;
   }
   return headers;
 }

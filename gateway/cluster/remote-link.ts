@@ -375,7 +375,7 @@ export class RemoteReplicaLink implements ReplicaLink {
   }
 
   private async landFile(frame: FileDataFrame): Promise<void> {
-    const ext = (frame.contentType.split('/')[1] ?? '').split(/[+;]/)[0].replace(/[^\w-]/g, '') || 'bin';
+    const ext = (frame.contentType.split('/')[1] ?? '').split(/[+;]/)[0]!.replace(/[^\w-]/g, '') || 'bin';
     const file = path.join(this.spec.outputDir, `remote-${this.key}-${frame.id}-${randomBytes(4).toString('hex')}.${ext}`);
     let out: ReplyFrame;
     try {

@@ -43,7 +43,7 @@ export function parseRange(header: string, size: number): ByteRange | undefined 
 export interface FileSendState {
   aborted: boolean;
   /** Set while waiting for the socket; the transport calls it when the client goes away. */
-  onAbort?: () => void;
+  onAbort?: (() => void) | undefined;
 }
 
 /** Reusable read buffers: a fresh 512 KiB buffer per response costs page faults and GC. */

@@ -25,7 +25,7 @@ after(async () => {
   if (folder) rmSync(folder, { recursive: true, force: true });
 });
 
-async function bench(opts: Partial<BenchCommandOptions> & { url: string }): Promise<{ code: number; report?: BenchReport; stderr: string }> {
+async function bench(opts: Partial<BenchCommandOptions> & { url: string }): Promise<{ code: number; report: BenchReport | undefined; stderr: string }> {
   const out: string[] = [];
   const err: string[] = [];
   const code = await runBenchCommand(
@@ -58,7 +58,7 @@ test('HTTP: failed requests are counted by status, fail the exit code, and are n
   assert.equal(code, 1);
   assert.ok(report);
   assert.equal(report.requests, 0);
-  assert.ok(report.errors.byStatus['404'] > 0);
+  assert.ok((report.errors.byStatus['404'] ?? 0) > 0);
   assert.equal(report.errors.total, report.errors.byStatus['404']);
   assert.equal(report.stream?.chunks, 0);
   assert.equal(report.stream?.firstChunk.count, 0);

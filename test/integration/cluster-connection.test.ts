@@ -158,9 +158,9 @@ describe('cluster connection', () => {
       assert.equal(conn.publish('switchyard.big', small), true);
       await done;
       assert.equal(received.length, 3);
-      assert.ok(Buffer.from(received[0]).equals(small));
-      assert.ok(Buffer.from(received[1]).equals(big));
-      assert.ok(Buffer.from(received[2]).equals(small));
+      assert.ok(Buffer.from(received[0]!).equals(small));
+      assert.ok(Buffer.from(received[1]!).equals(big));
+      assert.ok(Buffer.from(received[2]!).equals(small));
     } finally {
       await conn.close();
     }

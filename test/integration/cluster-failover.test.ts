@@ -83,7 +83,8 @@ describe('fail-over across node agents', () => {
     const chunked = openStream(url, { stream: true, chunks: 100_000, ms: 20 });
     const sse = openStream(url, { stream: true, chunks: 100_000, ms: 20 }, { accept: 'text/event-stream' });
     await waitFor('both streams to be under way', () => chunked.text.includes('chunk 2\n') && sse.text.includes('data: chunk 2'));
-    const victim = nodesOf('s')[0];
+    const [victim] = nodesOf('s');
+    assert.ok(victim, 'a node hosts s');
     await nodes.get(victim)!.kill('SIGKILL');
     await Promise.all([chunked.done, sse.done]);
 
@@ -95,7 +96,7 @@ describe('fail-over across node agents', () => {
     assert.equal(sse.status, 200);
     const errorEvent = /event: error\ndata: (.*)\n\n$/.exec(sse.text);
     assert.ok(errorEvent, `the SSE stream ended with ${JSON.stringify(sse.text.slice(-200))}`);
-    assert.equal(JSON.parse(errorEvent[1]).error.code, 'SY_REPLICA_LOST');
+    assert.equal(JSON.parse(errorEvent[1]!).error.code, 'SY_REPLICA_LOST');
     assert.ok(!sse.text.includes('event: end'));
 
     await waitFor('s to be re-placed on a surviving node', () => nodesOf('s').length === 1 && nodesOf('s')[0] !== victim);
@@ -105,7 +106,8 @@ describe('fail-over across node agents', () => {
   });
 
   it('loses no unary request when a node is SIGKILLed under load, and keeps the replica count', async (t) => {
-    const victim = nodesOf('echo')[0];
+    const [victim] = nodesOf('echo');
+    assert.ok(victim, 'a node hosts echo');
     const survivors = [...nodes.keys()].filter((n) => n !== victim && nodes.get(n)!.child.exitCode === null && nodes.get(n)!.child.signalCode === null);
     const outcome = await runLoad({
       url: `${gw.url}/inference/echo`,
@@ -126,6 +128,7 @@ describe('fail-over across node agents', () => {
 
   it('moves the replicas of a node that drains (SIGTERM) to another without failing a request', async () => {
     const [draining] = nodesOf('echo');
+    assert.ok(draining, 'a node hosts echo');
     const fresh = startNodeAgent({ nats: server.url, name: 'n4', region: 'eu', maxReplicas: 4, workDir: dir });
     nodes.set('n4', fresh);
     await fresh.up;

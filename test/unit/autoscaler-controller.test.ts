@@ -107,7 +107,7 @@ describe('AutoscaleController', () => {
     ctl.tickNow();
     assert.equal(ep.calls.length, 1, JSON.stringify(ep.calls));
     assert.deepEqual(reasons(ctl.decisions()), ['scale_up:1→5', 'steady:5→5']);
-    assert.deepEqual(ctl.decisions()[0].observed, { avgConcurrency: 20, panicConcurrency: 20, qps: 0 });
+    assert.deepEqual(ctl.decisions()[0]?.observed, { avgConcurrency: 20, panicConcurrency: 20, qps: 0 });
   });
 
   test('a request at zero replicas scales from zero through tickNow, once', () => {

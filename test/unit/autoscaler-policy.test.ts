@@ -120,7 +120,7 @@ describe('decideReplicas: scale-down delay', () => {
       assert.equal(d.desired, 4);
       assert.equal(d.reason, 'delayed_down');
     }
-    assert.match(waiting[0].detail, /wants 1, 30s left of scaledown_delay_secs 30/);
+    assert.match(waiting[0]?.detail ?? '', /wants 1, 30s left of scaledown_delay_secs 30/);
     const down = sim.tick({ avg: 4 });
     assert.equal(down.reason, 'scale_down');
     assert.equal(down.desired, 1);

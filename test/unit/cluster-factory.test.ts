@@ -25,7 +25,7 @@ class FakeCluster implements ClusterView {
 }
 
 function endpoint(fields: Record<string, unknown>): EndpointConfig {
-  return validateConfig({ endpoints: { e: { predictor: '/p.js', ...fields } } }).endpoints.e;
+  return validateConfig({ endpoints: { e: { predictor: '/p.js', ...fields } } }).endpoints.e!;
 }
 
 const where = (links: { node: string; device: string }[]) => links.map((l) => `${l.node}/${l.device}`);
@@ -53,8 +53,8 @@ describe('ClusterReplicaFactory', () => {
     // The GPU first (device preference beats region), twice, which fills gpu-box: its cpu has no room left.
     assert.deepEqual(where(links), ['gpu-box/cuda:0', 'gpu-box/cuda:0', 'cpu-eu/cpu', 'cpu-eu/cpu']);
     assert.equal(factory.placedOn('gpu-box'), 2);
-    assert.match(links[0].replicaId, /^e@gpu-box\/cuda:0\/\d+$/);
-    assert.equal(links[2].region, 'eu');
+    assert.match(links[0]?.replicaId ?? '', /^e@gpu-box\/cuda:0\/\d+$/);
+    assert.equal(links[2]?.region, 'eu');
   });
 
   it('prefers the endpoint regions, else the gateway region, and spreads over equal nodes', () => {

@@ -79,7 +79,7 @@ describe('Membership', () => {
     m.announce(announce('a', 'i1'), 0);
     const events = m.announce(announce('a', 'i2'), 100);
     assert.deepEqual(events[0], { type: 'dead', name: 'a', incarnation: 'i1', reason: 'replaced' });
-    assert.equal(events[1].type, 'joined');
+    assert.equal(events[1]?.type, 'joined');
     assert.equal(m.isBuried('a', 'i1'), true);
   });
 

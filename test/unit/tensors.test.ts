@@ -17,15 +17,15 @@ function badRequest(pattern: RegExp): (err: unknown) => boolean {
 describe('decodeInputs: numbers (JSON clients)', () => {
   test('takes the model type by default and keeps dims', () => {
     const decoded = decodeInputs({ x: { dims: [2, 4], data: [1, 2, 3, 4, 5, 6, 7, 8.5] } }, MLP);
-    assert.equal(decoded.x.type, 'float32');
-    assert.deepEqual(decoded.x.dims, [2, 4]);
-    assert.ok(decoded.x.data instanceof Float32Array);
-    assert.deepEqual(Array.from(decoded.x.data as Float32Array), [1, 2, 3, 4, 5, 6, 7, 8.5]);
+    assert.equal(decoded.x!.type, 'float32');
+    assert.deepEqual(decoded.x!.dims, [2, 4]);
+    assert.ok(decoded.x!.data instanceof Float32Array);
+    assert.deepEqual(Array.from(decoded.x!.data as Float32Array), [1, 2, 3, 4, 5, 6, 7, 8.5]);
   });
 
   test('accepts tensors wrapped in "inputs"', () => {
     const decoded = decodeInputs({ inputs: { x: { dims: [1, 4], type: 'float32', data: [0, 0, 0, 1] } } }, MLP);
-    assert.deepEqual(Array.from(decoded.x.data as Float32Array), [0, 0, 0, 1]);
+    assert.deepEqual(Array.from(decoded.x!.data as Float32Array), [0, 0, 0, 1]);
   });
 
   test('int64 from numbers and bigints, bool from booleans and 0/1', () => {
@@ -34,8 +34,8 @@ describe('decodeInputs: numbers (JSON clients)', () => {
       { name: 'mask', type: 'bool', shape: [4] },
     ];
     const decoded = decodeInputs({ ids: { dims: [3], data: [-5, 2 ** 40, 7n] }, mask: { dims: [4], data: [true, false, 1, 0] } }, specs);
-    assert.deepEqual(Array.from(decoded.ids.data as BigInt64Array), [-5n, 2n ** 40n, 7n]);
-    assert.deepEqual(Array.from(decoded.mask.data as Uint8Array), [1, 0, 1, 0]);
+    assert.deepEqual(Array.from(decoded.ids!.data as BigInt64Array), [-5n, 2n ** 40n, 7n]);
+    assert.deepEqual(Array.from(decoded.mask!.data as Uint8Array), [1, 0, 1, 0]);
   });
 
   test('rejects integers out of range and non-numbers, naming the element', () => {
@@ -51,8 +51,8 @@ describe('decodeInputs: raw bytes (msgpack clients)', () => {
     const values = new Float32Array([1, 2, 3, 4]);
     const bytes = new Uint8Array(values.buffer);
     const decoded = decodeInputs({ x: { dims: [1, 4], data: bytes } }, MLP);
-    assert.equal(decoded.x.data.buffer, values.buffer);
-    assert.deepEqual(Array.from(decoded.x.data as Float32Array), [1, 2, 3, 4]);
+    assert.equal(decoded.x!.data.buffer, values.buffer);
+    assert.deepEqual(Array.from(decoded.x!.data as Float32Array), [1, 2, 3, 4]);
   });
 
   test('misaligned bytes are copied to an aligned buffer with the same values', () => {
@@ -60,8 +60,8 @@ describe('decodeInputs: raw bytes (msgpack clients)', () => {
     backing.set(new Uint8Array(new Float32Array([0.5, -1, 2, 1e6]).buffer), 1);
     const misaligned = backing.subarray(1);
     const decoded = decodeInputs({ x: { dims: [1, 4], data: misaligned } }, MLP);
-    assert.notEqual(decoded.x.data.buffer, backing.buffer);
-    assert.deepEqual(Array.from(decoded.x.data as Float32Array), [0.5, -1, 2, 1e6]);
+    assert.notEqual(decoded.x!.data.buffer, backing.buffer);
+    assert.deepEqual(Array.from(decoded.x!.data as Float32Array), [0.5, -1, 2, 1e6]);
   });
 
   test('a byte count that does not match dims is refused with both numbers', () => {
@@ -130,21 +130,21 @@ describe('WireTensor', () => {
 
   test('msgpack carries dims, type and the raw bytes, and the bytes decode back as an input', () => {
     const unpacked = unpack<Record<string, Record<string, unknown>>>(pack({ y: WireTensor.fromTensor('y', output) }));
-    assert.deepEqual(Object.keys(unpacked.y).sort(), ['data', 'dims', 'type']);
-    assert.deepEqual(unpacked.y.dims, [2, 2]);
-    assert.equal(unpacked.y.type, 'float32');
-    const bytes = unpacked.y.data as Uint8Array;
+    assert.deepEqual(Object.keys(unpacked.y!).sort(), ['data', 'dims', 'type']);
+    assert.deepEqual(unpacked.y!.dims, [2, 2]);
+    assert.equal(unpacked.y!.type, 'float32');
+    const bytes = unpacked.y!.data as Uint8Array;
     assert.ok(bytes instanceof Uint8Array);
     assert.deepEqual(Array.from(typedView(bytes, 'float32') as Float32Array), Array.from(output.data));
 
     const back = decodeInputs(unpacked, [{ name: 'y', type: 'float32', shape: [2, 2] }]);
-    assert.deepEqual(Array.from(back.y.data as Float32Array), Array.from(output.data));
+    assert.deepEqual(Array.from(back.y!.data as Float32Array), Array.from(output.data));
   });
 
   test('a JSON response decodes back as an input too', () => {
     const json = JSON.parse(JSON.stringify({ y: WireTensor.fromTensor('y', output) }));
     const back = decodeInputs(json, [{ name: 'y', type: 'float32', shape: [2, 2] }]);
-    assert.deepEqual(Array.from(back.y.data as Float32Array), Array.from(output.data));
+    assert.deepEqual(Array.from(back.y!.data as Float32Array), Array.from(output.data));
   });
 
   test('an output type the wire format cannot carry is a predictor fault', () => {

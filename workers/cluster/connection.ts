@@ -40,29 +40,29 @@ export class ClusterConnectError extends Error {
 }
 
 export interface ClusterTlsOptions {
-  caFile?: string;
-  certFile?: string;
-  keyFile?: string;
+  caFile?: string | undefined;
+  certFile?: string | undefined;
+  keyFile?: string | undefined;
 }
 
 export interface ClusterAuthOptions {
-  token?: string;
-  user?: string;
-  password?: string;
+  token?: string | undefined;
+  user?: string | undefined;
+  password?: string | undefined;
   /** A file holding an nkey user seed (`SU...`). */
-  nkeySeedFile?: string;
+  nkeySeedFile?: string | undefined;
   /** A `.creds` file (JWT + seed) for decentralised auth. */
-  credsFile?: string;
+  credsFile?: string | undefined;
   /** Require TLS; files verify the server and/or present a client certificate. */
-  tls?: ClusterTlsOptions;
+  tls?: ClusterTlsOptions | undefined;
 }
 
 export interface ClusterConnectOptions extends ClusterAuthOptions {
   /** `nats://host:4222`, several comma-separated, or a list. */
   servers: string | string[];
-  prefix?: string;
+  prefix?: string | undefined;
   /** Shown in the server's monitoring pages. */
-  name?: string;
+  name?: string | undefined;
   /** How long the first connect may take. */
   connectTimeoutMs?: number;
   /** Base wait between reconnect attempts; jitter of up to the same again is added. */
@@ -114,7 +114,8 @@ function buildAuth(opts: ClusterAuthOptions): Partial<NodeConnectionOptions> {
   if (opts.credsFile) auth.authenticator = credsAuthenticator(read(opts.credsFile, 'creds file'));
   if (opts.tls) {
     for (const [what, file] of Object.entries(opts.tls)) if (file) read(file, `TLS ${what}`);
-    auth.tls = { ...opts.tls };
+    // The NATS client reads a present-but-undefined file option as a file to load.
+    auth.tls = Object.fromEntries(Object.entries(opts.tls).filter(([, file]) => file !== undefined));
   }
   return auth;
 }
@@ -143,7 +144,7 @@ export class ClusterConnection {
     const wait = opts.reconnectWaitMs ?? 500;
     const natsOptions: NodeConnectionOptions = {
       servers,
-      name: opts.name,
+      ...(opts.name === undefined ? {} : { name: opts.name }),
       timeout: opts.connectTimeoutMs ?? 5_000,
       maxReconnectAttempts: -1,
       reconnectTimeWait: wait,

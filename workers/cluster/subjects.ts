@@ -91,9 +91,9 @@ export function clusterSubjects(prefix: string = DEFAULT_SUBJECT_PREFIX): Cluste
 /** The replica key and kind (`req`/`ctl`/`frames`/`lost`) of a subject under `nodeReplicas` or `gatewayInbox`. */
 export function replicaSubjectParts(subject: string): { key: string; kind: string } | undefined {
   const tokens = subject.split('.');
-  const kind = tokens[tokens.length - 1];
-  const key = tokens[tokens.length - 2];
-  if (tokens[tokens.length - 3] !== 'r' || !isSubjectToken(key)) return undefined;
+  const kind = tokens.at(-1);
+  const key = tokens.at(-2);
+  if (tokens.at(-3) !== 'r' || key === undefined || kind === undefined || !isSubjectToken(key)) return undefined;
   return { key, kind };
 }
 
@@ -148,8 +148,8 @@ export interface PlaceRequest {
   device: string;
   region: string;
   /** The predictor's bundle manifest (bundles.ts): its whole module graph. */
-  predictor?: ArtifactRef;
-  model?: ArtifactRef;
+  predictor?: ArtifactRef | undefined;
+  model?: ArtifactRef | undefined;
   settings: Record<string, unknown>;
   produces: string[];
   keepFiles: boolean;

@@ -41,14 +41,14 @@ export interface NodeAgentOptions extends ClusterAuthOptions {
   nats: string;
   region: string;
   /** `auto` (default), or a comma list of cpu, cuda:N, coreml. */
-  devices?: string;
+  devices?: string | undefined;
   /** Default: the host name, made subject-safe. */
-  name?: string;
-  prefix?: string;
+  name?: string | undefined;
+  prefix?: string | undefined;
   /** Artifact cache and replica output folders live here (default `.switchyard/node-<name>`). */
-  workDir?: string;
+  workDir?: string | undefined;
   /** Replicas hosted at once (default: CPU cores). */
-  maxReplicas?: number;
+  maxReplicas?: number | undefined;
   heartbeatIntervalMs?: number;
   /** Longest wait for in-flight requests when draining. */
   drainTimeoutMs?: number;

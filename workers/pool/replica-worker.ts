@@ -31,8 +31,8 @@ export interface SetupTask {
   endpoint: string;
   replicaId: string;
   device: string;
-  predictorPath?: string;
-  modelPath?: string;
+  predictorPath?: string | undefined;
+  modelPath?: string | undefined;
   outputDir: string;
   settings: Record<string, unknown>;
   keepFiles: boolean;
@@ -45,7 +45,7 @@ export interface StopTask {
 interface Active {
   controller: AbortController;
   credit: number;
-  resumeStream?: () => void;
+  resumeStream?: (() => void) | undefined;
 }
 
 let predictor: Predictor | undefined;

@@ -15,8 +15,8 @@ import type { ReplicaLink, ReplicaLinkEvents, ReplicaPlacement } from '../protoc
 import type { SetupTask, TaskResult } from './replica-worker.js';
 
 export interface ReplicaSpec {
-  predictorPath?: string;
-  modelPath?: string;
+  predictorPath?: string | undefined;
+  modelPath?: string | undefined;
   outputDir: string;
   settings: Record<string, unknown>;
   produces: string[];

@@ -19,7 +19,7 @@ export interface SetupContext {
   /** Folder to write file outputs into; only files inside it are served. */
   readonly outputDir: string;
   /** The ONNX model path when the endpoint declares `model:`. */
-  readonly modelPath?: string;
+  readonly modelPath?: string | undefined;
   /** The endpoint's `settings` from the config. */
   readonly settings: Readonly<Record<string, unknown>>;
 }

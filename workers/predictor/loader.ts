@@ -8,8 +8,8 @@ import { SwitchyardError } from '../protocol/errors.js';
 import type { Predictor } from './api.js';
 
 export interface PredictorSource {
-  predictorPath?: string;
-  modelPath?: string;
+  predictorPath?: string | undefined;
+  modelPath?: string | undefined;
 }
 
 const TS_EXTENSIONS = /\.(ts|mts|cts|tsx)$/;

@@ -36,7 +36,7 @@ export interface RequestEnvelope {
   /** Encoding of a unary answer. */
   encoding: ResponseEncoding;
   /** A non-JSON media type the client accepts and the endpoint produces: the predictor returns a file path. */
-  fileType?: string;
+  fileType?: string | undefined;
   /** Epoch ms. */
   deadline: number;
   headers?: Record<string, string>;
