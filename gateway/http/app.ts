@@ -5,9 +5,7 @@
  * Everything a handler needs from `req` is read before any await: uWS frees it on return.
  */
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../../native/uws.js';
-import { performance } from 'node:perf_hooks';
 import { SwitchyardError, toSwitchyardError } from '../../workers/protocol/errors.js';
-import { Call } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import { ApiKeys } from './auth.js';
 import { readBody } from './body.js';
@@ -18,6 +16,7 @@ import { writeError, writeJson, writeText } from './respond.js';
 import { installWebSocket } from './websocket.js';
 import { CorsPolicies, withCors } from './cors.js';
 import { requestLimits, type RequestLimits } from './request-limits.js';
+import { buildCall, requestOrigin } from './request-builder.js';
 import type { CorsConfig } from '../config/schema.js';
 
 export interface AppContext {
@@ -39,16 +38,6 @@ const KNOWN_ROUTES: Array<[RegExp, string]> = [
   [/^\/metrics$/, 'GET'],
   [/^\/v1\/endpoints$/, 'GET'],
 ];
-
-let nextRequestId = 1;
-
-function collectHeaders(req: HttpRequest): Record<string, string> {
-  const headers: Record<string, string> = {};
-  req.forEach((key, value) => {
-    if (key !== 'authorization') headers[key] = value;
-  });
-  return headers;
-}
 
 export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
   const app = withCors(uwsApp, new CorsPolicies(ctx.cors, [...ctx.endpoints].map(([name, ep]) => [name, ep.config.cors])));
@@ -78,9 +67,7 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
       writeError(res, new SwitchyardError('SY_PAYLOAD_TOO_LARGE', `the body is larger than ${limit} bytes`));
       return;
     }
-    const clientRegion = req.getHeader('x-switchyard-region');
-    const regions = clientRegion && clientRegion !== ctx.region ? [clientRegion, ctx.region] : [ctx.region];
-    const headers = collectHeaders(req);
+    const origin = requestOrigin(req, ctx.region);
     const range = req.getHeader('range');
     const sink = new HttpCall(res, endpoint, negotiated.sse ? 'sse' : negotiated.ndjson ? 'ndjson' : 'raw', range);
     res.onAborted(() => sink.abort());
@@ -89,23 +76,16 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
       limit,
       (body) => {
         if (sink.aborted) return;
-        const call = new Call(
-          {
-            id: nextRequestId++,
-            body,
-            bodyType,
+        endpoint.submit(
+          buildCall(sink, {
+            payload: { body, bodyType },
             encoding: negotiated.encoding,
             fileType: negotiated.fileType,
-            deadline: Date.now() + limits.timeoutMs,
-            headers,
-          },
-          sink,
-          regions,
-          performance.now(),
+            timeoutMs: limits.timeoutMs,
+            streamTimeouts: limits.stream,
+            origin,
+          }),
         );
-        call.streamTimeouts = limits.stream;
-        sink.call = call;
-        endpoint.submit(call);
       },
       (err) => {
         if (!sink.aborted) res.cork(() => writeError(res, err));
@@ -141,7 +121,6 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
     region: ctx.region,
     maxBodyBytes: ctx.maxBodyBytes,
     isDraining: ctx.isDraining,
-    nextRequestId: () => nextRequestId++,
   });
 
   app.any('/*', (res, req) => {

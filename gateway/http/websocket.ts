@@ -13,15 +13,15 @@
  */
 import { close, readFile } from 'node:fs';
 import { unlink } from 'node:fs/promises';
-import { performance } from 'node:perf_hooks';
-import type { HttpRequest, TemplatedApp, WebSocket } from '../../native/uws.js';
+import type { TemplatedApp, WebSocket } from '../../native/uws.js';
 import { SwitchyardError, toSwitchyardError } from '../../workers/protocol/errors.js';
-import { Call, type CallSink } from '../endpoints/call.js';
+import type { Call, CallSink } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { ApiKeys } from './auth.js';
 import { endpointFor } from './endpoint-for.js';
 import { streamTimeoutsFor } from '../endpoints/stream-deadlines.js';
 import { writeError } from './respond.js';
+import { buildCall, requestOrigin, type RequestOrigin } from './request-builder.js';
 import { parseClientMessage, replyEncoder, type ClientId, type ReplyEncoder, type ReplyFrame } from './ws-messages.js';
 
 /** Above this many buffered bytes a socket gets nothing more until it drains. */
@@ -38,8 +38,6 @@ export interface WebSocketContext {
   region: string;
   maxBodyBytes: number;
   isDraining(): boolean;
-  /** The gateway-wide request id counter, shared with HTTP. */
-  nextRequestId(): number;
 }
 
 interface SocketData {
@@ -52,14 +50,6 @@ interface Outgoing {
   creditOf: Call | undefined;
 }
 
-/** Headers handed to the predictor: the upgrade's, minus credentials and the handshake's own. */
-function predictorHeaders(req: HttpRequest): Record<string, string> {
-  const headers: Record<string, string> = {};
-  req.forEach((key, value) => {
-    if (key !== 'authorization' && !key.startsWith('sec-websocket-')) headers[key] = value;
-  });
-  return headers;
-}
 
 /** Ids compare as text: `1` and `"1"` name the same request. */
 const keyOf = (id: ClientId): string => String(id);
@@ -116,10 +106,9 @@ class WsConnection {
 
   constructor(
     private readonly endpoint: Endpoint,
-    private readonly headers: Record<string, string>,
-    private readonly regions: readonly string[],
+    /** The upgrade request's headers and regions, for every request on the socket. */
+    private readonly origin: RequestOrigin,
     private readonly limitBytes: number,
-    private readonly ctx: WebSocketContext,
   ) {}
 
   attach(ws: WebSocket<SocketData>): void {
@@ -158,23 +147,15 @@ class WsConnection {
     }
     const timeoutMs = Math.min(parsed.timeoutMs ?? config.timeout_ms, config.timeout_ms);
     const sink = new WsCall(this, key, replies);
-    const call = new Call(
-      {
-        id: this.ctx.nextRequestId(),
-        input: parsed.input,
-        stream: parsed.stream,
-        encoding: binary ? 'msgpack' : 'json',
-        fileType,
-        deadline: Date.now() + timeoutMs,
-        headers: this.headers,
-      },
-      sink,
-      this.regions,
-      performance.now(),
-    );
-    // A stream's `timeout_ms` bounds it whole, as X-Request-Timeout-Ms does over HTTP.
-    call.streamTimeouts = streamTimeoutsFor(config, { totalMs: parsed.timeoutMs });
-    sink.call = call;
+    const call = buildCall(sink, {
+      payload: { input: parsed.input, stream: parsed.stream },
+      encoding: binary ? 'msgpack' : 'json',
+      fileType,
+      timeoutMs,
+      // A stream's `timeout_ms` bounds it whole, as X-Request-Timeout-Ms does over HTTP.
+      streamTimeouts: streamTimeoutsFor(config, { totalMs: parsed.timeoutMs }),
+      origin: this.origin,
+    });
     this.live.set(key, sink);
     this.endpoint.submit(call);
   }
@@ -270,10 +251,8 @@ export function installWebSocket(app: TemplatedApp, ctx: WebSocketContext): void
         writeError(res, toSwitchyardError(err));
         return;
       }
-      const clientRegion = req.getHeader('x-switchyard-region');
-      const regions = clientRegion && clientRegion !== ctx.region ? [clientRegion, ctx.region] : [ctx.region];
       const limit = endpoint.config.max_body_bytes ?? ctx.maxBodyBytes;
-      const connection = new WsConnection(endpoint, predictorHeaders(req), regions, limit, ctx);
+      const connection = new WsConnection(endpoint, requestOrigin(req, ctx.region), limit);
       res.upgrade<SocketData>(
         { connection },
         req.getHeader('sec-websocket-key'),
