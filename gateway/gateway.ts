@@ -157,25 +157,9 @@ export class Gateway {
     } else if (event.type === 'dead' || event.type === 'draining' || event.type === 'suspect') {
       this.log[event.type === 'suspect' ? 'info' : 'warn']({ node: event.name, ...(event.type === 'dead' ? { reason: event.reason } : {}) }, `node ${event.type}`);
     }
-    // A suspect node (heartbeats missed) takes no new requests until it recovers or is declared
-    // dead; what it already holds stays, and is retried elsewhere if the node dies.
-    if (event.type === 'suspect' || event.type === 'recovered') {
-      for (const endpoint of this.endpoints.values()) {
-        for (const replica of endpoint.replicas) if (replica.link.node === event.name) replica.suspect = event.type === 'suspect';
-        if (event.type === 'recovered') endpoint.pump();
-      }
-    }
-    if (!this.placing || this.draining) return;
-    if (event.type === 'draining') {
-      for (const endpoint of this.endpoints.values()) {
-        for (const replica of [...endpoint.replicas]) if (replica.link.node === event.name) endpoint.drainReplica(replica);
-      }
-    }
-    // A node that joined or came back may take what an endpoint is short of; one that died or
-    // drains left replicas to re-place. Reconcile does nothing for an endpoint at its count.
-    if (event.type === 'joined' || event.type === 'recovered' || event.type === 'dead' || event.type === 'draining') {
-      for (const endpoint of this.endpoints.values()) endpoint.reconcile();
-    }
+    if (event.type === 'unknown' || event.type === 'stale') return;
+    const node = event.type === 'joined' ? event.node.name : event.name;
+    for (const endpoint of this.endpoints.values()) endpoint.onNodeChange(node, event.type, this.placing && !this.draining);
   }
 
   private listen(): Promise<void> {
@@ -262,33 +246,26 @@ export class Gateway {
       // The gateway's own devices; `onnx` says whether onnxruntime's provider loads (absent: not probed).
       devices: this.devices.map((d) => ({ id: d.id, kind: d.kind, name: d.name, memory_bytes: d.memoryBytes, ...(d.onnx === undefined ? {} : { onnx: d.onnx }) })),
       ...(this.cluster ? { cluster: this.describeCluster() } : {}),
-      endpoints: [...this.endpoints.values()].map((ep) => ({
-        name: ep.name,
-        source: ep.config.model ? { model: ep.config.model } : { predictor: ep.config.predictor },
-        devices: ep.config.devices,
-        placement: ep.config.placement,
-        regions: ep.config.regions,
-        desired: ep.desired,
-        in_flight: ep.inFlight,
-        queued: ep.queued,
-        requests: { admitted: ep.tracker.arrivals, completed: ep.tracker.completed },
-        latency_ms: this.metrics.percentiles(ep.name),
-        ...(ep.lastStartError ? { last_start_error: ep.lastStartError } : {}),
-        ...(this.autoscalers.has(ep.name)
-          ? { autoscaling: { knobs: ep.config.autoscaling, state: this.autoscalers.get(ep.name)!.state(), decisions: this.autoscalers.get(ep.name)!.decisions().slice(-20) } }
-          : {}),
-        replicas: ep.replicas.map((r) => ({
-          id: r.id,
-          state: r.state,
-          device: r.link.device,
-          node: r.link.node,
-          region: r.link.region,
-          in_flight: r.inFlight,
-          served: r.served,
-          latency_ms: Math.round(r.latencyMs * 1000) / 1000,
-          started_at: new Date(r.startedAt).toISOString(),
-        })),
-      })),
+      endpoints: [...this.endpoints.values()].map((ep) => {
+        const view = ep.view();
+        return {
+          name: ep.name,
+          source: ep.config.model ? { model: ep.config.model } : { predictor: ep.config.predictor },
+          devices: ep.config.devices,
+          placement: ep.config.placement,
+          regions: ep.config.regions,
+          desired: view.desired,
+          in_flight: view.inFlight,
+          queued: view.queued,
+          requests: { admitted: view.admitted, completed: view.completed },
+          latency_ms: this.metrics.percentiles(ep.name),
+          ...(view.lastStartError === undefined ? {} : { last_start_error: view.lastStartError }),
+          ...(this.autoscalers.has(ep.name)
+            ? { autoscaling: { knobs: ep.config.autoscaling, state: this.autoscalers.get(ep.name)!.state(), decisions: this.autoscalers.get(ep.name)!.decisions().slice(-20) } }
+            : {}),
+          replicas: view.replicas,
+        };
+      }),
     };
   }
 

@@ -12,10 +12,15 @@ export class ConcurrencyTracker {
   arrivals = 0;
   completed = 0;
   private integral = 0;
-  private last = performance.now();
+  private last: number;
+
+  /** `now` is a monotonic clock in ms (injected so tests drive time). */
+  constructor(private readonly now: () => number = () => performance.now()) {
+    this.last = now();
+  }
 
   private advance(): void {
-    const now = performance.now();
+    const now = this.now();
     this.integral += (this.inFlight + this.queued) * (now - this.last);
     this.last = now;
   }
@@ -31,6 +36,12 @@ export class ConcurrencyTracker {
   enqueued(): void {
     this.advance();
     this.arrivals++;
+    this.queued++;
+  }
+
+  /** A running request goes back to the front of the queue (a retry): not a new arrival. */
+  requeued(): void {
+    this.advance();
     this.queued++;
   }
 

@@ -29,12 +29,13 @@ export class Replica implements RoutableReplica {
   lastError: string | undefined;
   /** Its node missed heartbeats: route around it until it recovers. */
   suspect = false;
-  readonly startedAt = Date.now();
   private pending: RequestEnvelope[] = [];
 
   constructor(
     readonly link: ReplicaLink,
     readonly capacity: number,
+    /** Epoch ms. */
+    readonly startedAt: number,
   ) {}
 
   get id(): string {

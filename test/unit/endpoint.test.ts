@@ -13,6 +13,7 @@ import { Endpoint, type EndpointObserver, type ReplicaFactory } from '../../gate
 import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { ControlMessage, RequestEnvelope } from '../../workers/protocol/envelopes.js';
 import type { ReplicaLink, ReplicaLinkEvents } from '../../workers/protocol/link.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { tempDir } from '../helpers/gateway.js';
 
 class FakeLink implements ReplicaLink {
@@ -70,13 +71,14 @@ class Sink implements CallSink {
 }
 
 let ids = 1;
-function call(sink = new Sink()): Call {
-  return new Call({ id: ids++, encoding: 'json', deadline: Date.now() + 60_000 }, sink, ['local'], performance.now());
+function call(sink = new Sink(), clock?: FakeClock, timeoutMs = 60_000, stream = false): Call {
+  const now = clock ? clock.wallMs() : Date.now();
+  return new Call({ id: ids++, encoding: 'json', deadline: now + timeoutMs, ...(stream ? { stream: true, input: {} } : {}) }, sink, ['local'], clock ? clock.now() : performance.now());
 }
 
-function endpoint(fields: Record<string, unknown>, factory: Factory): Endpoint {
+function endpoint(fields: Record<string, unknown>, factory: Factory, clock?: FakeClock): Endpoint {
   const config = validateConfig({ endpoints: { e: { predictor: '/p.js', ...fields } } }).endpoints.e!;
-  return new Endpoint('e', config, factory, observer);
+  return new Endpoint('e', config, factory, observer, clock);
 }
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
@@ -170,5 +172,135 @@ describe('Endpoint', () => {
     await ep.close();
     assert.deepEqual(sink.errors.map((e) => e.code), ['SY_SHUTTING_DOWN']);
     assert.equal(ep.inFlight, 0);
+  });
+});
+
+describe('Endpoint on a fake clock', () => {
+  test('a deadline sweep fails a running request at its deadline and cancels it on its replica', async () => {
+    const clock = new FakeClock();
+    const factory = new Factory();
+    const ep = endpoint({}, factory, clock);
+    ep.reconcile();
+    await turn();
+    const sink = new Sink();
+    const c = call(sink, clock, 100);
+    ep.submit(c);
+    await turn();
+    clock.advance(80);
+    assert.equal(sink.errors.length, 0, 'nothing before the deadline');
+    clock.advance(40);
+    assert.deepEqual(sink.errors.map((e) => e.code), ['SY_DEADLINE_EXCEEDED']);
+    assert.deepEqual(factory.links[0]!.controls, [{ t: 'cancel', id: c.id }]);
+    assert.equal(ep.inFlight, 0);
+    await ep.close();
+  });
+
+  test('a queued request expires too, and a stream that started is exempt', async () => {
+    const clock = new FakeClock();
+    const factory = new Factory();
+    const ep = endpoint({ max_concurrency: 1 }, factory, clock);
+    ep.reconcile();
+    await turn();
+    const streamSink = new Sink();
+    const stream = call(streamSink, clock, 100, true);
+    ep.submit(stream);
+    const queuedSink = new Sink();
+    ep.submit(call(queuedSink, clock, 100));
+    assert.equal(ep.queued, 1);
+    await turn();
+    factory.links[0]!.events.onFrames([{ t: 'start', id: stream.id }]);
+    clock.advance(200);
+    assert.deepEqual(queuedSink.errors.map((e) => e.code), ['SY_DEADLINE_EXCEEDED']);
+    assert.deepEqual(streamSink.errors, [], 'the stream runs on past its deadline');
+    assert.equal(ep.queued, 0);
+    factory.links[0]!.events.onFrames([{ t: 'end', id: stream.id }]);
+    await ep.close();
+  });
+
+  test('failed starts back off 0.5 s, 1 s, 2 s; a success resets the schedule', async () => {
+    const clock = new FakeClock();
+    const factory = new Factory(false);
+    const ep = endpoint({}, factory, clock);
+    ep.reconcile();
+    assert.equal(factory.links.length, 1);
+    for (const [i, backoff] of [500, 1000, 2000].entries()) {
+      factory.links[i]!.failStart();
+      await turn();
+      assert.match(ep.lastStartError ?? '', /setup aborted/);
+      clock.advance(backoff - 1);
+      assert.equal(factory.links.length, i + 1, `no start before ${backoff} ms`);
+      clock.advance(1);
+      assert.equal(factory.links.length, i + 2, `a start after ${backoff} ms`);
+    }
+    await ep.close();
+  });
+
+  test('the only replica failing to start answers the waiting requests SY_NO_REPLICA at once', async () => {
+    const clock = new FakeClock();
+    const factory = new Factory(false);
+    const ep = endpoint({}, factory, clock);
+    ep.reconcile();
+    const sink = new Sink();
+    ep.submit(call(sink, clock));
+    factory.links[0]!.failStart();
+    await turn();
+    assert.deepEqual(sink.errors.map((e) => e.code), ['SY_NO_REPLICA']);
+    assert.equal(ep.queued, 0);
+    await ep.close();
+  });
+
+  test('a request whose replica is lost is retried on another within its deadline, not after it', async () => {
+    const clock = new FakeClock();
+    const factory = new Factory();
+    const ep = endpoint({ replicas: 2, max_concurrency: 1 }, factory, clock);
+    ep.reconcile();
+    await turn();
+    const [a, b] = factory.links as [FakeLink, FakeLink];
+    const retried = new Sink();
+    const first = call(retried, clock, 1_000);
+    ep.submit(first);
+    await turn();
+    const on = a.sent.some((r) => r.id === first.id) ? a : b;
+    on.events.onLost('worker thread exited');
+    await turn();
+    const other = on === a ? b : a;
+    assert.ok(other.sent.some((r) => r.id === first.id), 'the request went to the other replica');
+    assert.equal(retried.errors.length, 0);
+    other.events.onFrames([{ t: 'result', id: first.id, body: new Uint8Array(), contentType: 'application/json' }]);
+    assert.equal(retried.results, 1);
+
+    // The deadline passes between the request's sweep ticks: a loss then is final.
+    const late = new Sink();
+    const second = call(late, clock, 1_000);
+    ep.submit(second);
+    await turn();
+    const holder = factory.links.find((l) => l.sent.some((r) => r.id === second.id))!;
+    clock.advance(990);
+    clock.jump(15); // past the deadline, before the next sweep (a busy event loop)
+    holder.events.onLost('worker thread exited');
+    assert.deepEqual(late.errors.map((e) => e.code), ['SY_REPLICA_LOST']);
+    await ep.close();
+  });
+
+  test('the concurrency integral is in-flight plus queued requests times time, exactly', async () => {
+    const clock = new FakeClock();
+    const factory = new Factory();
+    const ep = endpoint({ max_concurrency: 1 }, factory, clock);
+    ep.reconcile();
+    await turn();
+    const start = ep.signals().concurrencyIntegral;
+    const running = call(new Sink(), clock);
+    ep.submit(running);
+    clock.advance(100); // 1 request for 100 ms
+    ep.submit(call(new Sink(), clock));
+    clock.advance(50); // 2 (one running, one queued) for 50 ms
+    await turn();
+    factory.links[0]!.events.onFrames([{ t: 'result', id: running.id, body: new Uint8Array(), contentType: 'application/json' }]);
+    clock.advance(10); // the queued one runs: 1 for 10 ms
+    const signals = ep.signals();
+    assert.equal(signals.concurrencyIntegral - start, 100 + 2 * 50 + 10);
+    assert.equal(signals.arrivals, 2);
+    assert.deepEqual([signals.inFlight, signals.queued], [1, 0]);
+    await ep.close();
   });
 });

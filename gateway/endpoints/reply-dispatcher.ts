@@ -1,0 +1,104 @@
+/**
+ * Frames from a replica, applied to the requests they name: results and files finish a request,
+ * stream frames feed its sink, an error fails it or sends it back for a retry. Stream credit goes
+ * back the same way it came: one credit per chunk the client took, returned in batches.
+ */
+import { randomBytes } from 'node:crypto';
+import { close } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { fromWire, type SwitchyardError } from '../../workers/protocol/errors.js';
+import type { ReplyFrame } from '../../workers/protocol/envelopes.js';
+import type { Call } from './call.js';
+import type { Replica } from './replica.js';
+
+/** Chunks acknowledged per credit message sent back to a replica. */
+export const STREAM_CREDIT_BATCH = 4;
+
+const newStreamId = (): string => randomBytes(15).toString('base64url');
+
+/** What the endpoint does with a request once a frame decided its fate. */
+export interface CallOutcomes {
+  /** Gives the request's token back to `replica`; with `learnAt`, the replica learns its service time as of then. */
+  release(call: Call, replica: Replica, learnAt?: number): void;
+  /** The request was answered with `status`. */
+  finished(call: Call, status: number, now: number): void;
+  /** The request failed: retried elsewhere when it may be, else answered with `err`. */
+  failOrRetry(call: Call, err: SwitchyardError): void;
+  /** A stream's first frame: its time limits start to apply. */
+  streamStarted(call: Call): void;
+  /** A stream chunk came from the replica or the client took one. */
+  streamProgress(call: Call, now: number): void;
+  /** Frames were applied: queued requests may run. */
+  pump(): void;
+}
+
+export class ReplyDispatcher {
+  constructor(
+    private readonly outcomes: CallOutcomes,
+    private readonly now: () => number,
+  ) {}
+
+  dispatch(replica: Replica, frames: readonly ReplyFrame[]): void {
+    const now = this.now();
+    const { outcomes } = this;
+    for (const frame of frames) {
+      const call = replica.calls.get(frame.id);
+      if (!call) {
+        // Its request was cancelled or timed out while the file was being written.
+        if (frame.t === 'file') {
+          close(frame.fd, () => undefined);
+          if (frame.remove) void unlink(frame.path).catch(() => undefined);
+        }
+        continue;
+      }
+      switch (frame.t) {
+        case 'result':
+          outcomes.release(call, replica, now);
+          outcomes.finished(call, 200, now);
+          call.sink.onResult(frame.body, frame.contentType);
+          break;
+        case 'file':
+          outcomes.release(call, replica, now);
+          outcomes.finished(call, 200, now);
+          call.sink.onFile(frame.path, frame.size, frame.contentType, frame.remove, frame.fd);
+          break;
+        case 'start':
+          call.state = 'streaming';
+          call.unacked = 0;
+          call.acked = 0;
+          call.streamId ??= newStreamId();
+          outcomes.streamStarted(call);
+          call.sink.onStreamStart(call.streamId);
+          break;
+        case 'chunk':
+          call.unacked++;
+          outcomes.streamProgress(call, now);
+          call.sink.onChunk(frame.data, ++call.seq);
+          break;
+        case 'end':
+          outcomes.release(call, replica);
+          outcomes.finished(call, 200, now);
+          call.sink.onStreamEnd();
+          break;
+        case 'error':
+          outcomes.release(call, replica);
+          outcomes.failOrRetry(call, fromWire(frame.error));
+          break;
+      }
+    }
+    outcomes.pump();
+  }
+
+  /** The sink wrote a stream chunk to its client: return credit to the replica. */
+  ack(call: Call): void {
+    if (call.state !== 'streaming' || !call.replica) return;
+    call.unacked--;
+    // One credit per acknowledged chunk, returned in batches: the replica never runs further
+    // ahead of the client than its initial credit.
+    this.outcomes.streamProgress(call, this.now());
+    if (++call.acked === STREAM_CREDIT_BATCH) {
+      call.acked = 0;
+      call.replica.link.control({ t: 'credit', id: call.id, n: STREAM_CREDIT_BATCH });
+    }
+  }
+}
