@@ -105,7 +105,14 @@ export class Endpoint implements ScalableEndpoint {
       clock,
       (call) => this.expire(call),
       () => this.pump(),
-      [{ get size() { return streams.size; }, sweep: () => this.sweepStreams() }],
+      [
+        {
+          get size() {
+            return streams.size;
+          },
+          sweep: () => this.sweepStreams(),
+        },
+      ],
     );
   }
 
@@ -282,7 +289,8 @@ export class Endpoint implements ScalableEndpoint {
   }
 
   private sweepStreams(): void {
-    for (const { call, code, limitMs } of this.streams.expired(this.clock.now())) {
+    const expired = this.streams.expired(this.clock.now());
+    for (const { call, code, limitMs } of expired) {
       const replica = call.replica;
       if (replica) {
         this.cancelOn(replica, call);
@@ -290,6 +298,7 @@ export class Endpoint implements ScalableEndpoint {
       }
       this.fail(call, new SwitchyardError(code, STREAM_TIMEOUT_MESSAGES[code](limitMs)));
     }
+    if (expired.length > 0) this.pump();
   }
 
   private onReplicaLost(replica: Replica, reason: string): void {
