@@ -17,6 +17,7 @@ import { installWebSocket } from './websocket.js';
 import { CorsPolicies, withCors } from './cors.js';
 import { requestLimits, type RequestLimits } from './request-limits.js';
 import { buildCall, requestOrigin } from './request-builder.js';
+import { installEventSource } from './event-source.js';
 import type { CorsConfig } from '../config/schema.js';
 
 export interface AppContext {
@@ -32,7 +33,7 @@ export interface AppContext {
 }
 
 const KNOWN_ROUTES: Array<[RegExp, string]> = [
-  [/^\/inference\/[^/]+$/, 'POST'],
+  [/^\/inference\/[^/]+$/, 'GET, POST'],
   [/^\/healthz$/, 'GET'],
   [/^\/readyz$/, 'GET'],
   [/^\/metrics$/, 'GET'],
@@ -92,6 +93,8 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
       },
     );
   });
+
+  installEventSource(app, { endpoints: ctx.endpoints, isDraining: ctx.isDraining, keys, region: ctx.region, maxBodyBytes: ctx.maxBodyBytes });
 
   app.get('/healthz', (res) => writeJson(res, 200, { status: 'ok' }));
 

@@ -19,6 +19,7 @@ import type { Call, CallSink } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { ApiKeys } from './auth.js';
 import { endpointFor } from './endpoint-for.js';
+import { webSocketOffer } from './websocket-auth.js';
 import { streamTimeoutsFor } from '../endpoints/stream-deadlines.js';
 import { writeError } from './respond.js';
 import { buildCall, requestOrigin, type RequestOrigin } from './request-builder.js';
@@ -244,9 +245,12 @@ export function installWebSocket(app: TemplatedApp, ctx: WebSocketContext): void
       const name = req.getParameter(0) ?? '';
       const endpoint = endpointFor(res, name, ctx);
       if (!endpoint) return;
+      let offer;
       try {
-        // Header only: a key in the URL would end up in access logs and browser history.
-        ctx.keys.get(name)?.check(req.getHeader('authorization'));
+        // A header or a subprotocol token (browsers), never the URL: it would end up in access
+        // logs and browser history.
+        offer = webSocketOffer(req.getHeader('authorization'), req.getHeader('sec-websocket-protocol'));
+        ctx.keys.get(name)?.check(offer.authorization);
       } catch (err) {
         writeError(res, toSwitchyardError(err));
         return;
@@ -256,7 +260,7 @@ export function installWebSocket(app: TemplatedApp, ctx: WebSocketContext): void
       res.upgrade<SocketData>(
         { connection },
         req.getHeader('sec-websocket-key'),
-        req.getHeader('sec-websocket-protocol'),
+        offer.protocol,
         req.getHeader('sec-websocket-extensions'),
         context,
       );

@@ -341,11 +341,11 @@ describe('WebSocket', () => {
     await c.close();
   });
 
-  test('an unknown endpoint is 404 on the upgrade; a plain GET on an endpoint is still 405', async () => {
+  test('an unknown endpoint is 404 on the upgrade; a plain GET on an endpoint (not an upgrade, not SSE) is 406', async () => {
     const err = (await Client.open(`${ws}/inference/nope`).catch((e: unknown) => e)) as { status: number };
     assert.equal(err.status, 404);
     const res = await fetch(`${gw.url}/inference/b`);
-    assert.equal(res.status, 405);
-    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'SY_METHOD_NOT_ALLOWED');
+    assert.equal(res.status, 406);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'SY_NOT_ACCEPTABLE');
   });
 });
