@@ -23,6 +23,7 @@ import type { Config } from './config/schema.js';
 import { Endpoint, type EndpointObserver, type ReplicaFactory } from './endpoints/endpoint.js';
 import { LocalReplicaFactory, localPlacementProblem } from './endpoints/local-replicas.js';
 import { installRoutes } from './http/app.js';
+import { StallWatch } from './http/stall-watch.js';
 import { GatewayMetrics } from './metrics/metrics.js';
 
 export interface GatewayOptions {
@@ -89,6 +90,7 @@ export class Gateway {
   port = 0;
   private listenSocket: us_listen_socket | undefined;
   private draining = false;
+  private readonly stalls: StallWatch;
   private readonly startedAt = Date.now();
   private readonly uws;
   /** Membership events re-place replicas only once the first placement ran. */
@@ -103,6 +105,7 @@ export class Gateway {
   ) {
     this.uws = loadUws({ allowJsFallback: config.server.allow_js_fallback });
     this.log = options.logger ?? pino({ level: config.server.log_level, base: { svc: 'switchyard' } }, pino.destination(2));
+    this.stalls = new StallWatch(config.server.stall_timeout_ms);
     this.metrics = new GatewayMetrics(() => this.endpoints.values());
     const observer: EndpointObserver = {
       onFinished: (endpoint, status, latencyMs) => this.metrics.onFinished(endpoint, status, latencyMs),
@@ -167,6 +170,7 @@ export class Gateway {
     const app = uws.App();
     installRoutes(app, {
       endpoints: this.endpoints,
+      budget: { maxInFlight: this.config.server.ws_max_in_flight, maxBufferedBytes: this.config.server.ws_max_buffered_bytes, stalls: this.stalls },
       region: this.config.server.region,
       maxBodyBytes: this.config.server.max_body_bytes,
       isDraining: () => this.draining,
@@ -282,6 +286,7 @@ export class Gateway {
     await Promise.all([...this.endpoints.values()].map((ep) => ep.drain(graceMs)));
     await Promise.all([...this.endpoints.values()].map((ep) => ep.close()));
     await this.closeCluster();
+    this.stalls.close();
     this.log.info({ ms: Math.round(performance.now() - t0) }, 'shut down');
   }
 

@@ -126,6 +126,12 @@ export const serverSchema = z
     host: z.string().default('0.0.0.0'),
     port: z.number().int().min(0).max(65535).default(8080),
     max_body_bytes: positiveInt.default(16 * 1024 * 1024),
+    /** Requests one WebSocket may have in flight; more are refused with SY_CONNECTION_BUSY. */
+    ws_max_in_flight: positiveInt.default(64),
+    /** Unread reply bytes buffered for one WebSocket above which its new requests are refused. */
+    ws_max_buffered_bytes: positiveInt.default(8 * 1024 * 1024),
+    /** A response (HTTP or WebSocket) whose client reads nothing for this long is cancelled and its connection closed. */
+    stall_timeout_ms: positiveInt.default(30_000),
     /** Upper bound on waiting for in-flight requests at SIGTERM. */
     shutdown_grace_ms: nonNegativeInt.default(10_000),
     /** Serve even if uWebSockets.js fell back to its slow pure-JS server. */

@@ -51,6 +51,8 @@ export interface ReplicaView {
   node: string;
   region: string;
   in_flight: number;
+  /** Streams waiting for their client to read: they hold no slot. */
+  parked: number;
   served: number;
   latency_ms: number;
   started_at: string;
@@ -161,6 +163,7 @@ export class Endpoint implements ScalableEndpoint {
         node: r.link.node,
         region: r.link.region,
         in_flight: r.inFlight,
+        parked: r.calls.size - r.inFlight,
         served: r.served,
         latency_ms: Math.round(r.latencyMs * 1000) / 1000,
         started_at: new Date(r.startedAt).toISOString(),

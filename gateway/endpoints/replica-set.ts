@@ -142,12 +142,12 @@ export class ReplicaSet {
     const wasStarting = replica.state === 'starting';
     replica.state = 'draining';
     this.events.onLog('info', 'replica draining', { endpoint: this.name, replica: replica.id, inFlight: replica.inFlight });
-    if (wasStarting || replica.inFlight === 0) void this.stop(replica);
+    if (wasStarting || replica.calls.size === 0) void this.stop(replica);
   }
 
   /** A request left `replica`: a draining replica stops once it holds none. */
   released(replica: Replica): void {
-    if (replica.state === 'draining' && replica.inFlight === 0) void this.stop(replica);
+    if (replica.state === 'draining' && replica.calls.size === 0) void this.stop(replica);
   }
 
   /** Stops taking part in placement; `stopAll` ends the replicas. */

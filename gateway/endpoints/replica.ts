@@ -46,8 +46,31 @@ export class Replica implements RoutableReplica {
     return this.link.region;
   }
 
+  /**
+   * Requests it is working on: what routing weighs against `capacity`. A stream parked because its
+   * client stopped reading (all its credit spent) waits for the client, not for this replica, so
+   * it holds no slot here: a few paused readers cannot starve every other client of the endpoint.
+   * `calls.size` counts everything it holds.
+   */
   get inFlight(): number {
-    return this.calls.size;
+    return this.calls.size - this.parked.size;
+  }
+
+  /** Streams waiting for their client to read. */
+  private readonly parked = new Set<Call>();
+
+  /** A stream spent its credit: it waits for its client and frees its slot meanwhile. */
+  park(call: Call): void {
+    if (this.calls.get(call.id) === call) this.parked.add(call);
+  }
+
+  /** Credit came back to a parked stream: it works again and holds its slot. */
+  unpark(call: Call): void {
+    this.parked.delete(call);
+  }
+
+  isParked(call: Call): boolean {
+    return this.parked.has(call);
   }
 
   get routable(): boolean {
@@ -75,6 +98,7 @@ export class Replica implements RoutableReplica {
 
   /** Gives the token back and learns from the request's service time. */
   release(call: Call, now: number): void {
+    this.parked.delete(call);
     if (!this.calls.delete(call.id)) return;
     call.replica = undefined;
     this.served++;

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { close } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { fromWire, type SwitchyardError } from '../../workers/protocol/errors.js';
-import type { ReplyFrame } from '../../workers/protocol/envelopes.js';
+import { DEFAULT_STREAM_CREDIT, type ReplyFrame } from '../../workers/protocol/envelopes.js';
 import type { Call } from './call.js';
 import type { Replica } from './replica.js';
 
@@ -72,6 +72,8 @@ export class ReplyDispatcher {
           break;
         case 'chunk':
           call.unacked++;
+          // Its credit is spent (chunks unread, or read but not yet credited): it waits for the client.
+          if (call.unacked + call.acked >= (call.env.credit ?? DEFAULT_STREAM_CREDIT)) replica.park(call);
           outcomes.streamProgress(call, now);
           call.sink.onChunk(frame.data, ++call.seq);
           break;
@@ -99,6 +101,7 @@ export class ReplyDispatcher {
     if (++call.acked === STREAM_CREDIT_BATCH) {
       call.acked = 0;
       call.replica.link.control({ t: 'credit', id: call.id, n: STREAM_CREDIT_BATCH });
+      call.replica.unpark(call);
     }
   }
 }

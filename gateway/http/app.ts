@@ -9,6 +9,7 @@ import { SwitchyardError, toSwitchyardError } from '../../workers/protocol/error
 import type { Endpoint } from '../endpoints/endpoint.js';
 import { ApiKeys } from './auth.js';
 import { readBody } from './body.js';
+import type { ConnectionBudget } from './connection-budget.js';
 import { HttpCall } from './http-call.js';
 import { bodyTypeOf, negotiate } from './negotiate.js';
 import { endpointFor } from './endpoint-for.js';
@@ -22,6 +23,8 @@ import type { CorsConfig } from '../config/schema.js';
 
 export interface AppContext {
   endpoints: ReadonlyMap<string, Endpoint>;
+  /** Per-connection limits and the stall clock (HTTP and WebSocket). */
+  budget: ConnectionBudget;
   region: string;
   maxBodyBytes: number;
   isDraining(): boolean;
@@ -70,7 +73,7 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
     }
     const origin = requestOrigin(req, ctx.region);
     const range = req.getHeader('range');
-    const sink = new HttpCall(res, endpoint, negotiated.sse ? 'sse' : negotiated.ndjson ? 'ndjson' : 'raw', range);
+    const sink = new HttpCall(res, endpoint, negotiated.sse ? 'sse' : negotiated.ndjson ? 'ndjson' : 'raw', range, ctx.budget.stalls);
     res.onAborted(() => sink.abort());
     readBody(
       res,
@@ -124,6 +127,7 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
     region: ctx.region,
     maxBodyBytes: ctx.maxBodyBytes,
     isDraining: ctx.isDraining,
+    budget: ctx.budget,
   });
 
   app.any('/*', (res, req) => {

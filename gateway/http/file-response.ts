@@ -44,6 +44,10 @@ export interface FileSendState {
   aborted: boolean;
   /** Set while waiting for the socket; the transport calls it when the client goes away. */
   onAbort?: (() => void) | undefined;
+  /** The stall clock (stall-watch.ts): bytes wait for the socket, it took some, none wait any more. */
+  onBlocked?(): void;
+  onProgress?(): void;
+  onUnblocked?(): void;
 }
 
 /** Reusable read buffers: a fresh 512 KiB buffer per response costs page faults and GC. */
@@ -117,9 +121,11 @@ export async function sendFile(
       if (done) return;
       if (!ok) {
         // uWS kept what it could not send at once; wait until the socket takes the rest.
+        state.onBlocked?.();
         const written = await new Promise<boolean>((resolve) => {
           state.onAbort = () => resolve(false);
           res.onWritable((offset) => {
+            state.onProgress?.();
             const rest = chunk.subarray(offset - offsetBefore);
             const [ok2, done2] = res.tryEnd(rest, total);
             if (done2 || ok2) resolve(true);
@@ -127,6 +133,7 @@ export async function sendFile(
           });
         });
         state.onAbort = undefined;
+        state.onUnblocked?.();
         if (!written) return;
       }
     }

@@ -9,19 +9,24 @@
  * buffer on writable events while a handler is registered, so the handler always writes (or
  * corks, which drains): otherwise the bytes of a chunk would sit unsent until the generator
  * produced the next one.
+ *
+ * Stalls: while bytes wait for the socket (a stream or a file), the response is on the stall
+ * watch; each writable event is progress. A client that takes nothing for the stall timeout is
+ * cut (uWS then reports it aborted, which cancels the request and frees its slot).
  */
 import type { HttpResponse } from '../../native/uws.js';
 import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { Call, CallSink } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import { sendFile, type FileSendState } from './file-response.js';
+import type { Stallable, StallWatch } from './stall-watch.js';
 import { writeError } from './respond.js';
 import { statusLine } from './status-lines.js';
 import { CONTENT_TYPES, frameChunk, frameEnd, frameError, type StreamFraming } from './stream-framing.js';
 
 const STATUS_200 = statusLine(200);
 
-export class HttpCall implements CallSink, FileSendState {
+export class HttpCall implements CallSink, FileSendState, Stallable {
   aborted = false;
   call: Call | undefined;
   onAbort?: () => void;
@@ -38,18 +43,43 @@ export class HttpCall implements CallSink, FileSendState {
   /** How the stream ends (end, SSE error event, cut), once the queued chunks are out. */
   private finish: (() => void) | undefined;
   private streamId = '';
+  lastProgressAt = 0;
 
   constructor(
     private readonly res: HttpResponse,
     private readonly endpoint: Endpoint,
     private readonly framing: StreamFraming,
     private readonly range: string,
+    private readonly stalls: StallWatch,
   ) {}
+
+  /** Bytes wait for the socket: the stall clock runs from now unless it already runs. */
+  onBlocked(): void {
+    if (this.lastProgressAt === 0) this.lastProgressAt = this.stalls.now();
+    this.stalls.watch(this);
+  }
+
+  /** The socket took bytes. */
+  onProgress(): void {
+    this.lastProgressAt = this.stalls.now();
+  }
+
+  /** Nothing waits for the socket any more. */
+  onUnblocked(): void {
+    this.lastProgressAt = 0;
+    this.stalls.unwatch(this);
+  }
+
+  onStalled(): void {
+    if (this.aborted) return;
+    this.res.close();
+  }
 
   /** uWS's onAborted: the client is gone. */
   abort(): void {
     this.aborted = true;
     this.queued.length = 0;
+    this.stalls.unwatch(this);
     this.onAbort?.();
     if (this.call) this.endpoint.cancel(this.call);
   }
@@ -80,7 +110,10 @@ export class HttpCall implements CallSink, FileSendState {
       res.writeHeader('x-content-type-options', 'nosniff');
       res.writeHeader('x-switchyard-stream', streamId);
     });
-    res.onWritable(() => this.writeQueued());
+    res.onWritable(() => {
+      this.onProgress();
+      return this.writeQueued();
+    });
   }
 
   onChunk(data: Uint8Array, seq: number): void {
@@ -110,9 +143,11 @@ export class HttpCall implements CallSink, FileSendState {
     });
     if (!ok) {
       this.blocked = true;
+      this.onBlocked();
       return false;
     }
     // Nothing is queued now and uWS holds at most the rest of one write: credit goes back.
+    if (this.blocked) this.onUnblocked();
     this.blocked = false;
     const n = this.held;
     this.held = 0;

@@ -10,6 +10,12 @@
  * generators feeding it, the queue holds at most each stream's credit of chunks, and uWS never
  * reaches maxBackpressure (past which it would drop messages). Closing the socket cancels every
  * request on it.
+ *
+ * Budget (connection-budget.ts): a socket has at most `ws_max_in_flight` requests, new ones are
+ * refused while its unread replies pass `ws_max_buffered_bytes`, and a socket holding bytes its
+ * client has not taken for `stall_timeout_ms` is closed (1008) and its requests cancelled. Streams
+ * a slow reader has paused hold no replica slot (the endpoint parks them), so they cannot starve
+ * other clients meanwhile.
  */
 import { close, readFile } from 'node:fs';
 import { unlink } from 'node:fs/promises';
@@ -18,6 +24,7 @@ import { SwitchyardError, toSwitchyardError } from '../../workers/protocol/error
 import type { Call, CallSink } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { ApiKeys } from './auth.js';
+import { admitRequest, CLOSE_POLICY_VIOLATION, type ConnectionBudget } from './connection-budget.js';
 import { endpointFor } from './endpoint-for.js';
 import { webSocketOffer } from './websocket-auth.js';
 import { streamTimeoutsFor } from '../endpoints/stream-deadlines.js';
@@ -39,6 +46,7 @@ export interface WebSocketContext {
   region: string;
   maxBodyBytes: number;
   isDraining(): boolean;
+  budget: ConnectionBudget;
 }
 
 interface SocketData {
@@ -47,6 +55,7 @@ interface SocketData {
 
 interface Outgoing {
   frame: ReplyFrame;
+  bytes: number;
   /** The stream whose credit this chunk holds. */
   creditOf: Call | undefined;
 }
@@ -95,9 +104,17 @@ class WsCall implements CallSink {
   }
 }
 
+const frameBytes = (frame: ReplyFrame): number => (typeof frame.data === 'string' ? frame.data.length : frame.data.byteLength);
+
 class WsConnection {
   private ws: WebSocket<SocketData> | undefined;
   private open = true;
+  /** Bytes in `queue`, not yet handed to uWS. */
+  private queuedBytes = 0;
+  /** When the client last took bytes (or the socket had none waiting): the stall clock. */
+  lastProgressAt = 0;
+  private lastBuffered = 0;
+  private refusedInARow = 0;
   private readonly live = new Map<string, WsCall>();
   private queue: Array<Outgoing | undefined> = [];
   private head = 0;
@@ -110,6 +127,7 @@ class WsConnection {
     /** The upgrade request's headers and regions, for every request on the socket. */
     private readonly origin: RequestOrigin,
     private readonly limitBytes: number,
+    private readonly budget: ConnectionBudget,
   ) {}
 
   attach(ws: WebSocket<SocketData>): void {
@@ -133,6 +151,15 @@ class WsConnection {
       return;
     }
     const replies = replyEncoder(parsed.id, binary);
+    const budget = this.budget;
+    const admission = admitRequest({ inFlight: this.live.size, bufferedBytes: this.bufferedBytes(), refusedInARow: this.refusedInARow }, budget);
+    if (admission.verdict !== 'accept') {
+      this.refusedInARow++;
+      if (admission.verdict === 'close') this.shut(CLOSE_POLICY_VIOLATION, admission.reason);
+      else this.send(replies.error(new SwitchyardError('SY_CONNECTION_BUSY', `${admission.reason}; this request was refused, the others go on`, { retryAfterS: 1 })));
+      return;
+    }
+    this.refusedInARow = 0;
     if (this.live.has(key)) {
       this.send(replies.error(new SwitchyardError('SY_BAD_REQUEST', `id ${JSON.stringify(parsed.id)} is already in use on this socket; this message was refused, the request with that id goes on`)));
       return;
@@ -180,9 +207,16 @@ class WsConnection {
     }
   }
 
+  /** Reply bytes the client has not taken: queued here and buffered in uWS. */
+  bufferedBytes(): number {
+    return this.queuedBytes + (this.ws ? this.ws.getBufferedAmount() : 0);
+  }
+
   send(frame: ReplyFrame, creditOf?: Call): void {
     if (!this.open) return;
-    this.queue.push({ frame, creditOf });
+    const bytes = frameBytes(frame);
+    this.queuedBytes += bytes;
+    this.queue.push({ frame, bytes, creditOf });
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       // Frames of one replica batch arrive in one synchronous run: one cork for all of them.
@@ -195,11 +229,15 @@ class WsConnection {
     this.flushScheduled = false;
     const ws = this.ws;
     if (!this.open || !ws) return;
-    if (this.head < this.queue.length && ws.getBufferedAmount() < HIGH_WATER) {
+    const buffered = ws.getBufferedAmount();
+    // The client took bytes since the last look (uWS's buffer shrank): that is progress.
+    if (buffered < this.lastBuffered) this.lastProgressAt = this.budget.stalls.now();
+    if (this.head < this.queue.length && buffered < HIGH_WATER) {
       ws.cork(() => {
         while (this.head < this.queue.length && ws.getBufferedAmount() < HIGH_WATER) {
           const out = this.queue[this.head]!;
           this.queue[this.head++] = undefined;
+          this.queuedBytes -= out.bytes;
           ws.send(out.frame.data, out.frame.binary);
           if (out.creditOf) this.held.push(out.creditOf);
         }
@@ -217,11 +255,48 @@ class WsConnection {
       this.held = [];
       for (const call of held) this.endpoint.ack(call);
     }
+    this.watchStall(ws.getBufferedAmount());
+  }
+
+  /** Watched while bytes wait for the client; the clock starts when they begin to wait. */
+  private watchStall(buffered: number): void {
+    const stalls = this.budget.stalls;
+    this.lastBuffered = buffered;
+    if (buffered === 0 && this.head === this.queue.length) {
+      this.lastProgressAt = 0;
+      stalls.unwatch(this);
+      return;
+    }
+    if (this.lastProgressAt === 0) this.lastProgressAt = stalls.now();
+    stalls.watch(this);
+  }
+
+  /** `drain`: uWS wrote some of its buffer to the socket. */
+  drained(): void {
+    this.lastProgressAt = this.budget.stalls.now();
+    this.flush();
+  }
+
+  /** The client took nothing for the stall timeout: its requests are cancelled and the socket closed. */
+  onStalled(): void {
+    this.shut(CLOSE_POLICY_VIOLATION, `no reply bytes were read for ${this.budget.stalls.stallTimeoutMs} ms`);
+  }
+
+  /** Ends the socket with `code`; the close handler cancels its requests. */
+  private shut(code: number, reason: string): void {
+    const ws = this.ws;
+    if (!this.open || !ws) return;
+    // Close reasons are limited to 123 bytes.
+    ws.end(code, reason.slice(0, 120));
+    this.closed();
   }
 
   /** The socket is gone: every request on it is cancelled (their generators stop in the worker). */
   closed(): void {
+    if (!this.open) return;
     this.open = false;
+    this.budget.stalls.unwatch(this);
+    this.queuedBytes = 0;
     this.ws = undefined;
     this.queue = [];
     this.head = 0;
@@ -256,7 +331,7 @@ export function installWebSocket(app: TemplatedApp, ctx: WebSocketContext): void
         return;
       }
       const limit = endpoint.config.max_body_bytes ?? ctx.maxBodyBytes;
-      const connection = new WsConnection(endpoint, requestOrigin(req, ctx.region), limit);
+      const connection = new WsConnection(endpoint, requestOrigin(req, ctx.region), limit, ctx.budget);
       res.upgrade<SocketData>(
         { connection },
         req.getHeader('sec-websocket-key'),
@@ -267,7 +342,7 @@ export function installWebSocket(app: TemplatedApp, ctx: WebSocketContext): void
     },
     open: (ws) => ws.getUserData().connection.attach(ws),
     message: (ws, message, isBinary) => ws.getUserData().connection.receive(message, isBinary),
-    drain: (ws) => ws.getUserData().connection.flush(),
+    drain: (ws) => ws.getUserData().connection.drained(),
     close: (ws) => ws.getUserData().connection.closed(),
   });
 }

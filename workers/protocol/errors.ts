@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   SY_PAYLOAD_TOO_LARGE: { status: 413, doc: 'The body is larger than `server.max_body_bytes` (or the endpoint limit).' },
   SY_UNSUPPORTED_MEDIA_TYPE: { status: 415, doc: 'The body is neither application/json nor application/msgpack.' },
   SY_RANGE_NOT_SATISFIABLE: { status: 416, doc: 'The `Range` header does not overlap the file.' },
+  SY_CONNECTION_BUSY: { status: 429, doc: 'This WebSocket has `server.ws_max_in_flight` requests in flight or `server.ws_max_buffered_bytes` of replies unread; this request was refused, the others go on.' },
   SY_QUEUE_FULL: { status: 503, doc: 'Every replica is busy and the endpoint queue is full; retry after `Retry-After` seconds.' },
   SY_NO_REPLICA: { status: 503, doc: 'The endpoint has no ready replica and none became ready in time.', retryable: true },
   SY_SHUTTING_DOWN: { status: 503, doc: 'The gateway is draining for shutdown.' },
