@@ -6,9 +6,13 @@
  * Settings: `interval_ms` (default 1000) and `chunks` (default 5). A request may ask for its own
  * `interval_ms` and `chunks` (at most MAX_CHUNKS), which is how the benchmark asks for a long
  * stream with no pause.
+ *
+ * Resumable: each chunk carries a checkpoint (the number of the next chunk), so when its replica
+ * dies mid-stream a sibling picks up after the last chunk the client got (`req.resumeFrom`),
+ * without replaying the pauses before it.
  */
 import { SwitchyardError } from '../../workers/protocol/errors.js';
-import type { PredictRequest, Predictor, SetupContext } from '../../workers/predictor/api.js';
+import type { CheckpointedChunk, PredictRequest, Predictor, SetupContext } from '../../workers/predictor/api.js';
 
 const MAX_CHUNKS = 1000;
 
@@ -47,6 +51,7 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 export default class StreamingAnswer implements Predictor {
+  readonly resumable = 'checkpoint';
   private intervalMs = 1000;
   private chunks = 5;
 
@@ -68,10 +73,11 @@ export default class StreamingAnswer implements Predictor {
     return { answer };
   }
 
-  async *predictStream(raw: unknown, req: PredictRequest): AsyncGenerator<string> {
+  async *predictStream(raw: unknown, req: PredictRequest): AsyncGenerator<CheckpointedChunk> {
     const q = this.question(raw);
-    for (let i = 1; i <= q.chunks && !req.signal.aborted; i++) {
-      yield `Answer for ${q.text} is: ${i}\n\n`;
+    const first = req.resumeFrom ? (req.resumeFrom.checkpoint as { next: number }).next : 1;
+    for (let i = first; i <= q.chunks && !req.signal.aborted; i++) {
+      yield { chunk: `Answer for ${q.text} is: ${i}\n\n`, checkpoint: { next: i + 1 } };
       if (i < q.chunks) await pause(q.intervalMs, req.signal);
     }
   }

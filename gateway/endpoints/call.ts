@@ -4,6 +4,7 @@
  */
 import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { RequestEnvelope } from '../../workers/protocol/envelopes.js';
+import type { StreamResumability } from '../../workers/predictor/api.js';
 import type { Replica } from './replica.js';
 import type { StreamTimeouts } from './stream-deadlines.js';
 
@@ -38,6 +39,14 @@ export class Call {
   seq = 0;
   /** Names the stream once it started (random, unguessable: it is what a reconnecting client presents). */
   streamId: string | undefined;
+  /** How the stream's predictor can be resumed on a sibling (from its first `start` frame). */
+  resumable: StreamResumability | undefined;
+  /** The last checkpoint the predictor attached, with the seq of its chunk. */
+  checkpoint: { seq: number; value: unknown } | undefined;
+  /** Times the stream moved to another replica after its replica died. */
+  resumes = 0;
+  /** The request's own time limit (its deadline minus its arrival); a resume gets it again. */
+  readonly timeoutMs: number;
   readonly startedAt: number;
   /** This request's stream limits; the endpoint's when the transport sets none. */
   streamTimeouts: StreamTimeouts | undefined;
@@ -50,6 +59,7 @@ export class Call {
     startedAt: number,
   ) {
     this.startedAt = startedAt;
+    this.timeoutMs = Math.max(1, env.deadline - Date.now());
   }
 
   get id(): number {

@@ -6,7 +6,8 @@
  * decides what happens to a request at each turn.
  *
  * Fail-over: a unary request whose replica is lost goes back to the front of the queue and runs
- * elsewhere within its deadline (idempotent endpoints); a stream that already started ends with
+ * elsewhere within its deadline (idempotent endpoints); a stream that already started continues on
+ * another replica when its predictor is resumable (stream-resume.ts), else ends with
  * SY_REPLICA_LOST. Scale-down drains: a draining replica takes no new request and stops once its
  * in-flight ones are done.
  */
@@ -24,6 +25,7 @@ import type { Replica } from './replica.js';
 import { ReplicaSet, type NodeChange, type ReplicaFactory } from './replica-set.js';
 import { ReplyDispatcher, type CallOutcomes } from './reply-dispatcher.js';
 import { STREAM_TIMEOUT_MESSAGES, StreamWatch, streamTimeoutsFor } from './stream-deadlines.js';
+import { canResume, prepareResume } from './stream-resume.js';
 
 export type { ReplicaFactory } from './replica-set.js';
 
@@ -308,7 +310,14 @@ export class Endpoint implements ScalableEndpoint {
     const err = new SwitchyardError('SY_REPLICA_LOST', `the replica serving this request was lost: ${reason}`);
     for (const call of [...replica.calls.values()]) {
       this.release(call, replica);
-      this.failOrRetry(call, err);
+      if (canResume(call, this.closed)) {
+        prepareResume(call, this.clock.wallMs());
+        this.observer.onLog('info', 'stream resumes on another replica', { endpoint: this.name, replica: replica.id, stream: call.streamId, delivered: call.seq });
+        this.queue.pushFront(call);
+        this.deadlines.track(call);
+      } else {
+        this.failOrRetry(call, err);
+      }
     }
     this.pump();
   }

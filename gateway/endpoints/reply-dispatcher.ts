@@ -10,6 +10,7 @@ import { fromWire, type SwitchyardError } from '../../workers/protocol/errors.js
 import { DEFAULT_STREAM_CREDIT, type ReplyFrame } from '../../workers/protocol/envelopes.js';
 import type { Call } from './call.js';
 import type { Replica } from './replica.js';
+import { noteCheckpoint, streamStarted } from './stream-resume.js';
 
 /** Chunks acknowledged per credit message sent back to a replica. */
 export const STREAM_CREDIT_BATCH = 4;
@@ -63,14 +64,18 @@ export class ReplyDispatcher {
           call.sink.onFile(frame.path, frame.size, frame.contentType, frame.remove, frame.fd);
           break;
         case 'start':
-          call.state = 'streaming';
-          call.unacked = 0;
-          call.acked = 0;
-          call.streamId ??= newStreamId();
-          outcomes.streamStarted(call);
-          call.sink.onStreamStart(call.streamId);
+          if (streamStarted(call, frame)) {
+            call.streamId = newStreamId();
+            outcomes.streamStarted(call);
+            call.sink.onStreamStart(call.streamId);
+          } else {
+            // A sibling took over a resumed stream: its limits apply again, the idle clock from now.
+            outcomes.streamStarted(call);
+            outcomes.streamProgress(call, now);
+          }
           break;
         case 'chunk':
+          noteCheckpoint(call, frame);
           call.unacked++;
           // Its credit is spent (chunks unread, or read but not yet credited): it waits for the client.
           if (call.unacked + call.acked >= (call.env.credit ?? DEFAULT_STREAM_CREDIT)) replica.park(call);

@@ -111,12 +111,15 @@ function prepare(env: RequestEnvelope): Prepared | undefined {
   active.set(env.id, entry);
   try {
     const { input, stream } = env.input !== undefined ? { input: env.input, stream: env.stream === true } : decodeBody(env.body, env.bodyType);
+    const resume = env.resume;
     const req: PredictRequest = {
       id: String(env.id),
       headers: env.headers ?? {},
       accept: env.fileType,
       deadline: env.deadline,
       signal: controller.signal,
+      // A checkpointing predictor continues from its checkpoint; before the first one it starts over.
+      ...(resume && resume.from > 0 && predictor!.resumable === 'checkpoint' ? { resumeFrom: { seq: resume.from, checkpoint: resume.checkpoint } } : {}),
     };
     return { env, input, stream: stream || env.stream === true, req, entry };
   } catch (err) {
@@ -128,7 +131,7 @@ function prepare(env: RequestEnvelope): Prepared | undefined {
 
 async function handle(p: Prepared): Promise<void> {
   try {
-    if (p.stream) await runStream(p.env.id, p.input, p.req, p.entry);
+    if (p.stream) await runStream(p.env, p.input, p.req, p.entry);
     else await runUnary(p.env, p.input, p.req);
   } catch (err) {
     if (!p.req.signal.aborted) emitError(p.env.id, err);
@@ -196,16 +199,33 @@ async function runUnary(env: RequestEnvelope, input: unknown, req: PredictReques
   emit({ t: 'result', id: env.id, body, contentType });
 }
 
-async function runStream(id: number, input: unknown, req: PredictRequest, entry: Active): Promise<void> {
+/** A yielded `{ chunk, checkpoint }` (or a bare chunk). */
+function splitCheckpoint(item: unknown): { data: Uint8Array; checkpoint: unknown } {
+  if (item !== null && typeof item === 'object' && !ArrayBuffer.isView(item) && !(item instanceof ArrayBuffer) && 'chunk' in item) {
+    const { chunk, checkpoint } = item as { chunk: unknown; checkpoint?: unknown };
+    return { data: chunkBytes(chunk), checkpoint };
+  }
+  return { data: chunkBytes(item), checkpoint: undefined };
+}
+
+async function runStream(env: RequestEnvelope, input: unknown, req: PredictRequest, entry: Active): Promise<void> {
+  const id = env.id;
   if (typeof predictor!.predictStream !== 'function') {
     throw new SwitchyardError('SY_STREAM_UNSUPPORTED', 'this endpoint does not stream: its predictor has no predictStream()');
   }
+  const resumable = predictor!.resumable;
   const iterable = predictor!.predictStream(input, req);
-  emit({ t: 'start', id });
+  emit(resumable ? { t: 'start', id, resumable } : { t: 'start', id });
+  // A resumed stream: chunks are numbered from where the predictor picks up, and those the client
+  // already has are dropped here, before they cost credit or a hop.
+  let seq = req.resumeFrom ? req.resumeFrom.seq : 0;
+  const delivered = env.resume?.delivered ?? 0;
   // for-await calls the generator's return() on break or throw, so its finally blocks run.
-  for await (const chunk of iterable as AsyncIterable<unknown>) {
+  for await (const item of iterable as AsyncIterable<unknown>) {
     if (req.signal.aborted) break;
-    emit({ t: 'chunk', id, data: chunkBytes(chunk) });
+    const { data, checkpoint } = splitCheckpoint(item);
+    if (++seq <= delivered) continue;
+    emit(checkpoint === undefined || resumable !== 'checkpoint' ? { t: 'chunk', id, data } : { t: 'chunk', id, data, cp: checkpoint });
     entry.credit -= 1;
     while (entry.credit <= 0 && !req.signal.aborted) {
       await new Promise<void>((resolve) => {

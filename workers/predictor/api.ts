@@ -6,6 +6,7 @@
  *     predict(input, req) { return { ... } }            // JSON-able, bytes, or a file path
  *     async *predictStream(input, req) { yield '...' }  // when the body says "stream": true
  *     ready() { return true }                           // optional
+ *     resumable = 'deterministic'                       // optional: see StreamResumability
  *   }
  */
 
@@ -35,6 +36,41 @@ export interface PredictRequest {
   readonly deadline: number;
   /** Fires when the client goes away, cancels, or the deadline passes. */
   readonly signal: AbortSignal;
+  /**
+   * Set when this call continues a stream whose replica died, for a predictor declared
+   * `resumable: 'checkpoint'`: the last checkpoint it yielded and the sequence number of the chunk
+   * that carried it. Yield the chunks that come after that one. Undefined on a first run, and
+   * when the stream died before any checkpoint (then start over: same input, same chunks).
+   */
+  readonly resumeFrom?: ResumePoint;
+}
+
+export interface ResumePoint {
+  /** Sequence number (from 1) of the chunk the checkpoint came with. */
+  readonly seq: number;
+  /** The value the predictor yielded as `checkpoint` with that chunk. */
+  readonly checkpoint: unknown;
+}
+
+/**
+ * How a stream can be continued on another replica when its replica dies mid-stream:
+ *
+ * - `deterministic`: the same input yields the same chunks (seed any randomness from the input).
+ *   The sibling runs the stream again from the start; chunks already delivered are dropped in the
+ *   replica, before they cost credit or a network hop.
+ * - `checkpoint`: predictStream may yield `{ chunk, checkpoint }` instead of a bare chunk; the
+ *   checkpoint (any msgpack-able value but undefined) is the state needed to produce the chunks
+ *   after that one. The sibling is called with `req.resumeFrom`; any chunk it yields again that
+ *   was already delivered is dropped.
+ *
+ * Without it a stream whose replica dies ends with SY_REPLICA_LOST.
+ */
+export type StreamResumability = 'deterministic' | 'checkpoint';
+
+/** A chunk with the state to resume after it (predictors declared `resumable: 'checkpoint'`). */
+export interface CheckpointedChunk {
+  readonly chunk: StreamChunk;
+  readonly checkpoint: unknown;
 }
 
 export type StreamChunk = string | Uint8Array;
@@ -42,7 +78,9 @@ export type StreamChunk = string | Uint8Array;
 export interface Predictor {
   setup?(ctx: SetupContext): unknown | Promise<unknown>;
   predict(input: unknown, req: PredictRequest): unknown | Promise<unknown>;
-  predictStream?(input: unknown, req: PredictRequest): AsyncIterable<StreamChunk> | Iterable<StreamChunk>;
+  predictStream?(input: unknown, req: PredictRequest): AsyncIterable<StreamChunk | CheckpointedChunk> | Iterable<StreamChunk | CheckpointedChunk>;
+  /** Whether and how a stream survives the death of its replica (see StreamResumability). */
+  readonly resumable?: StreamResumability | undefined;
   /**
    * Optional dynamic batching: the unary requests that reached the replica together, in one call.
    * Returns one result (or an Error for that request alone) per input, in order.

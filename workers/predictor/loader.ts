@@ -35,6 +35,9 @@ function instantiate(exported: unknown, where: string): Predictor {
   if (typeof p.predict !== 'function' && typeof p.predictStream !== 'function') {
     throw new SwitchyardError('SY_PREDICTOR_ERROR', `${where}: the predictor has neither predict() nor predictStream()`);
   }
+  if (p.resumable !== undefined && p.resumable !== 'deterministic' && p.resumable !== 'checkpoint') {
+    throw new SwitchyardError('SY_PREDICTOR_ERROR', `${where}: resumable must be 'deterministic' or 'checkpoint', not ${JSON.stringify(p.resumable)}`);
+  }
   if (typeof p.predict !== 'function') {
     p.predict = () => {
       throw new SwitchyardError('SY_BAD_REQUEST', 'this endpoint only streams: send "stream": true');

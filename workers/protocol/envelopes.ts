@@ -42,6 +42,19 @@ export interface RequestEnvelope {
   headers?: Record<string, string>;
   /** Initial stream credit (chunks the replica may send before waiting for more). */
   credit?: number;
+  /** This stream continues on a new replica after its replica died. */
+  resume?: StreamResume;
+}
+
+/**
+ * Where a resumed stream picks up. The replica numbers the chunks it produces from `from + 1`
+ * and sends only those after `delivered`: for a deterministic predictor `from` is 0 (it runs
+ * again from the start), for a checkpointing one it is the seq of the chunk `checkpoint` came with.
+ */
+export interface StreamResume {
+  from: number;
+  checkpoint?: unknown;
+  delivered: number;
 }
 
 export interface RequestBatch {
@@ -62,9 +75,10 @@ export type ReplyFrame =
    * only for deleting the file afterwards.
    */
   | { t: 'file'; id: number; path: string; fd: number; size: number; contentType: string; remove: boolean }
-  /** The request is a stream; chunks follow. */
-  | { t: 'start'; id: number }
-  | { t: 'chunk'; id: number; data: Uint8Array }
+  /** The request is a stream; chunks follow. `resumable`: the predictor's declaration, if any. */
+  | { t: 'start'; id: number; resumable?: 'deterministic' | 'checkpoint' }
+  /** `cp`: the checkpoint the predictor yielded with this chunk. */
+  | { t: 'chunk'; id: number; data: Uint8Array; cp?: unknown }
   | { t: 'end'; id: number }
   | { t: 'error'; id: number; error: WireError };
 
