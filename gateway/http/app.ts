@@ -97,7 +97,7 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
     );
   });
 
-  installEventSource(app, { endpoints: ctx.endpoints, isDraining: ctx.isDraining, keys, region: ctx.region, maxBodyBytes: ctx.maxBodyBytes });
+  installEventSource(app, { endpoints: ctx.endpoints, isDraining: ctx.isDraining, keys, region: ctx.region, maxBodyBytes: ctx.maxBodyBytes, stalls: ctx.budget.stalls });
 
   app.get('/healthz', (res) => writeJson(res, 200, { status: 'ok' }));
 

@@ -14,6 +14,7 @@ import { SwitchyardError, toSwitchyardError } from '../../workers/protocol/error
 import type { ApiKeys } from './auth.js';
 import { endpointFor, type EndpointDirectory } from './endpoint-for.js';
 import { HttpCall } from './http-call.js';
+import type { StallWatch } from './stall-watch.js';
 import { buildCall, requestOrigin } from './request-builder.js';
 import { requestLimits } from './request-limits.js';
 import { writeError } from './respond.js';
@@ -22,6 +23,8 @@ export interface EventSourceContext extends EndpointDirectory {
   keys: ReadonlyMap<string, ApiKeys>;
   region: string;
   maxBodyBytes: number;
+  /** Finds streams whose client stopped reading (stall-watch.ts). */
+  stalls: StallWatch;
 }
 
 /** Whether an Accept header names `text/event-stream` (EventSource sends exactly that). */
@@ -62,7 +65,7 @@ export function installEventSource(app: TemplatedApp, ctx: EventSourceContext): 
       writeError(res, new SwitchyardError('SY_PAYLOAD_TOO_LARGE', `the input is larger than ${limit} bytes`));
       return;
     }
-    const sink = new HttpCall(res, endpoint, 'sse', '');
+    const sink = new HttpCall(res, endpoint, 'sse', '', ctx.stalls);
     res.onAborted(() => sink.abort());
     endpoint.submit(
       buildCall(sink, {
