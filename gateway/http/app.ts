@@ -19,6 +19,7 @@ import { CorsPolicies, withCors } from './cors.js';
 import { requestLimits, type RequestLimits } from './request-limits.js';
 import { buildCall, requestOrigin } from './request-builder.js';
 import { installEventSource } from './event-source.js';
+import { installOpenInference } from './oip-v2.js';
 import type { CorsConfig } from '../config/schema.js';
 
 export interface AppContext {
@@ -38,6 +39,8 @@ export interface AppContext {
 const KNOWN_ROUTES: Array<[RegExp, string]> = [
   [/^\/inference\/[^/]+$/, 'GET, POST'],
   [/^\/healthz$/, 'GET'],
+  [/^\/v2\/models\/[^/]+(\/versions\/[^/]+)?\/infer$/, 'POST'],
+  [/^\/v2(\/health\/(live|ready)|\/models\/[^/]+(\/versions\/[^/]+)?(\/ready)?)?$/, 'GET'],
   [/^\/readyz$/, 'GET'],
   [/^\/metrics$/, 'GET'],
   [/^\/v1\/endpoints$/, 'GET'],
@@ -98,6 +101,8 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
   });
 
   installEventSource(app, { endpoints: ctx.endpoints, isDraining: ctx.isDraining, keys, region: ctx.region, maxBodyBytes: ctx.maxBodyBytes, stalls: ctx.budget.stalls });
+
+  installOpenInference(app, { endpoints: ctx.endpoints, keys, region: ctx.region, maxBodyBytes: ctx.maxBodyBytes, isDraining: ctx.isDraining, ready: () => ctx.readiness().ready });
 
   app.get('/healthz', (res) => writeJson(res, 200, { status: 'ok' }));
 

@@ -11,7 +11,7 @@ import { Call, type CallSink } from '../endpoints/call.js';
 import type { StreamTimeouts } from '../endpoints/stream-deadlines.js';
 
 /** What the client sent: raw bytes to decode in the replica (HTTP), or an already parsed input (a WebSocket message). */
-export type RequestPayload = (Required<Pick<RequestEnvelope, 'body' | 'bodyType'>> & Pick<RequestEnvelope, 'stream'>) | Required<Pick<RequestEnvelope, 'input' | 'stream'>>;
+export type RequestPayload = (Required<Pick<RequestEnvelope, 'body' | 'bodyType'>> & Pick<RequestEnvelope, 'stream'>) | (Required<Pick<RequestEnvelope, 'input' | 'stream'>> & Pick<RequestEnvelope, 'op'>);
 
 /** Read from the HTTP request (or the WebSocket upgrade) before any await: uWS frees `req` on return. */
 export interface RequestOrigin {

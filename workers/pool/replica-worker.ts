@@ -147,6 +147,10 @@ async function handle(p: Prepared): Promise<void> {
 async function handleMessage(envs: RequestEnvelope[]): Promise<void> {
   const batch: Prepared[] = [];
   for (const env of envs) {
+    if (env.op === 'metadata') {
+      void answerMetadata(env.id);
+      continue;
+    }
     const p = prepare(env);
     if (!p) continue;
     if (p.stream || env.fileType || typeof predictor!.predictBatch !== 'function') void handle(p);
@@ -181,6 +185,17 @@ async function handleMessage(envs: RequestEnvelope[]): Promise<void> {
       active.delete(p.env.id);
     }
   });
+}
+
+/** The predictor's `metadata()` (null without one), as a JSON result. */
+async function answerMetadata(id: number): Promise<void> {
+  try {
+    const metadata = typeof predictor!.metadata === 'function' ? await predictor!.metadata() : null;
+    const { body, contentType } = encodeResult(metadata, 'json');
+    emit({ t: 'result', id, body, contentType });
+  } catch (err) {
+    emitError(id, err);
+  }
 }
 
 async function runUnary(env: RequestEnvelope, input: unknown, req: PredictRequest): Promise<void> {

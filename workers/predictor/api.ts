@@ -75,6 +75,21 @@ export interface CheckpointedChunk {
 
 export type StreamChunk = string | Uint8Array;
 
+/** One input or output as the model declares it: a wire type (`float32`, ...) and a shape where a string or -1 is a free dimension. */
+export interface TensorMetadata {
+  readonly name: string;
+  readonly type: string;
+  readonly shape: ReadonlyArray<number | string>;
+}
+
+/** What a predictor can say about its model (the Open Inference Protocol's model metadata). */
+export interface ModelMetadata {
+  /** e.g. `onnxruntime_onnx`. */
+  readonly platform?: string;
+  readonly inputs: readonly TensorMetadata[];
+  readonly outputs: readonly TensorMetadata[];
+}
+
 export interface Predictor {
   setup?(ctx: SetupContext): unknown | Promise<unknown>;
   predict(input: unknown, req: PredictRequest): unknown | Promise<unknown>;
@@ -87,5 +102,7 @@ export interface Predictor {
    */
   predictBatch?(inputs: unknown[], reqs: PredictRequest[]): Promise<unknown[]>;
   ready?(): boolean | Promise<boolean>;
+  /** Optional: the model's inputs and outputs, reported by `GET /v2/models/{name}`. */
+  metadata?(): ModelMetadata | Promise<ModelMetadata>;
   teardown?(): unknown | Promise<unknown>;
 }

@@ -13,7 +13,7 @@
  */
 import { SwitchyardError } from '../protocol/errors.js';
 import { createSession, Tensor, type InferenceSession, type SessionTuning } from '../../native/onnx.js';
-import type { PredictRequest, Predictor, SetupContext } from './api.js';
+import type { ModelMetadata, PredictRequest, Predictor, SetupContext } from './api.js';
 import { WIRE_TYPES, WireTensor, decodeInputs, isWireType, zerosOf, type DecodedTensor, type TensorSpec, type WireArray, type WireType } from './tensors.js';
 
 type Outputs = Record<string, WireTensor>;
@@ -21,6 +21,7 @@ type Outputs = Record<string, WireTensor>;
 export default class OnnxPredictor implements Predictor {
   #session: InferenceSession | undefined;
   #inputs: TensorSpec[] = [];
+  #outputs: TensorSpec[] = [];
   /** Every input's first dimension is free, so rows of several requests can be stacked. */
   #batchable = false;
 
@@ -31,6 +32,7 @@ export default class OnnxPredictor implements Predictor {
     const session = await createSession(ctx.modelPath, ctx.device, tuningFrom(ctx));
     try {
       this.#inputs = inputSpecs(session, ctx.modelPath);
+      this.#outputs = session.outputMetadata.map((meta) => ({ name: meta.name, type: meta.isTensor ? meta.type : 'unknown', shape: meta.isTensor ? [...meta.shape] : [] }));
       this.#batchable = this.#inputs.length > 0 && this.#inputs.every((spec) => typeof spec.shape[0] !== 'number' || spec.shape[0] < 0);
       await session.run(warmUpFeeds(this.#inputs));
     } catch (err) {
@@ -103,6 +105,10 @@ export default class OnnxPredictor implements Predictor {
       outputs[name] = WireTensor.fromTensor(name, results[name] as Tensor);
     }
     return outputs;
+  }
+
+  metadata(): ModelMetadata {
+    return { platform: 'onnxruntime_onnx', inputs: this.#inputs, outputs: this.#outputs };
   }
 
   async teardown(): Promise<void> {

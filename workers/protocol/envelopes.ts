@@ -40,6 +40,8 @@ export interface RequestEnvelope {
   /** Epoch ms. */
   deadline: number;
   headers?: Record<string, string>;
+  /** `metadata`: not a request to the model but for the predictor's `metadata()`, answered as a JSON result. */
+  op?: 'metadata' | undefined;
   /** Initial stream credit (chunks the replica may send before waiting for more). */
   credit?: number;
   /** This stream continues on a new replica after its replica died. */
