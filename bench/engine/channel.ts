@@ -1,0 +1,60 @@
+/**
+ * What the load driver sees of a connection, HTTP or WebSocket: a number of free request slots
+ * (1 for HTTP/1.1 without pipelining, `--inflight` for a WebSocket), a way to start a request, and
+ * callbacks for each chunk, each finished request and the connection's end.
+ */
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+
+/** One request, from its intended send time to its outcome. Times are performance.now() ms. */
+export interface RequestRecord {
+  intended: number;
+  dispatched: number;
+  firstChunkAt: number;
+  lastChunkAt: number;
+  chunks: number;
+  bytes: number;
+  /** The stream carried an error frame (SSE `event: error`, a WebSocket error after chunks, an error line). */
+  errorFrame: boolean;
+  /** The answer says the stream is over (SSE `event: end` / `[DONE]`). */
+  ended: boolean;
+  /** Sent once more on a fresh connection after a kept-alive one was closed under it. */
+  retried?: boolean;
+  /** Only for WebSocket requests: their id on the socket. */
+  id?: string;
+}
+
+/** 'ok' or an error kind: an HTTP status ('503'), 'connect', 'closed', 'reset', 'timeout', 'truncated', 'error-frame', 'protocol', or a WebSocket error code; 'stale' asks the driver to retry (a kept-alive connection the server had closed). */
+export type Outcome = string;
+
+export interface ChannelEvents {
+  onChunk(channel: Channel, request: RequestRecord, now: number): void;
+  onFinish(channel: Channel | undefined, request: RequestRecord, outcome: Outcome, now: number): void;
+  /** The connection is gone; every request still on it has been finished already. */
+  onClosed(channel: Channel, connectFailed: boolean): void;
+}
+
+export interface Channel {
+  /** Requests it can take now. */
+  readonly free: number;
+  readonly alive: boolean;
+  /** Set by the driver: whether the channel sits in its list of channels with free slots. */
+  listed: boolean;
+  start(request: RequestRecord): void;
+  /** Requests in flight that were sent before `before` are finished as timeouts (and the connection dropped). */
+  expire(before: number, now: number): void;
+  close(): void;
+}
+
+export function openSocket(host: string, port: number, tls: boolean): Socket {
+  const socket = tls ? tlsConnect({ host, port, servername: host, rejectUnauthorized: false }) : netConnect({ host, port });
+  socket.setNoDelay(true);
+  return socket;
+}
+
+/** The error kind of a socket failure, from node's error code. */
+export function socketErrorKind(code: string | undefined, connected: boolean): Outcome {
+  if (!connected) return 'connect';
+  if (code === 'ECONNRESET' || code === 'EPIPE') return 'reset';
+  return 'closed';
+}

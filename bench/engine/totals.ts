@@ -1,0 +1,41 @@
+/** What a worker thread sends back: per-second buckets while it runs, its totals at the end. */
+
+export interface BucketReport {
+  /** Whole seconds since the run's start. */
+  second: number;
+  /** Requests whose intended send time fell in this second. */
+  scheduled: number;
+  /** Requests handed to a connection in this second. */
+  sent: number;
+  /** Answers (ok / failed) completed in this second. */
+  ok: number;
+  errors: number;
+  /** Encoded latency histograms of the answers completed in this second. */
+  corrected: string | undefined;
+  uncorrected: string | undefined;
+}
+
+export interface WorkerTotals {
+  scheduled: number;
+  sent: number;
+  sentInWindow: number;
+  waitedForConnection: number;
+  ok: number;
+  good: number;
+  errors: Record<string, number>;
+  unsent: number;
+  bytes: number;
+  connectionsOpened: number;
+  peakConnections: number;
+  retried: number;
+  streams: { complete: number; truncated: number; errorFrame: number };
+  schedulerLag: string;
+  sendDelay: string;
+  firstChunk: string;
+  firstChunkUncorrected: string;
+  chunkGap: string;
+  chunksPerStream: string;
+  bytesPerStream: string;
+}
+
+export type WorkerMessage = { type: 'ready' } | { type: 'buckets'; buckets: BucketReport[] } | { type: 'done'; totals: WorkerTotals } | { type: 'failed'; message: string };
