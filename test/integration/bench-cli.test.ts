@@ -26,7 +26,7 @@ after(async () => {
   if (folder) rmSync(folder, { recursive: true, force: true });
 });
 
-async function bench(opts: Partial<BenchCommandOptions> & { url: string }): Promise<{ code: number; report?: RunResult; whole?: BenchReport; stderr: string }> {
+async function bench(opts: Partial<BenchCommandOptions> & { url: string }): Promise<{ code: number; report: RunResult | undefined; whole: BenchReport | undefined; stderr: string }> {
   const out: string[] = [];
   const err: string[] = [];
   const code = await runBenchCommand(

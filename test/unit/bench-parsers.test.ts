@@ -6,7 +6,7 @@ import { parseArrival, parseSlo, parseStages, parseSweep, UsageError } from '../
 import { nextSearchRate, searchResult, type SearchProbe } from '../../bench/engine/slo.js';
 import type { RequestRecord } from '../../bench/engine/channel.js';
 
-function parse(pieces: string[], bodiless = false): { status: number; keepAlive: boolean; chunks: string[]; complete: boolean; error?: string; parser: ResponseParser } {
+function parse(pieces: string[], bodiless = false): { status: number; keepAlive: boolean; chunks: string[]; complete: boolean; error: string | undefined; parser: ResponseParser } {
   const out = { status: 0, keepAlive: true, chunks: [] as string[], complete: false, error: undefined as string | undefined };
   const parser = new ResponseParser({
     onHead: (status, keepAlive) => Object.assign(out, { status, keepAlive }),
