@@ -161,14 +161,16 @@ export function summarizeRun(plan: LoadPlan, buckets: BucketReport[], totals: Wo
   const limit = pacing.kind === 'open' ? pacing.maxConnections : pacing.connections;
 
   const problems: string[] = [];
+  let underSent = false;
+  let generatorLimited = false;
   if (pacing.kind === 'open') {
+    const expected = expectedArrivals(pacing.segments);
     if (unsent > 0) problems.push(`${unsent} due requests were never sent`);
+    if (expected > 0 && sentInWindow < expected * 0.98) problems.push(`sent ${sentInWindow} of ${Math.round(expected)} scheduled requests within the run`);
+    underSent = problems.length > 0;
     if (waited > scheduled * 0.01) problems.push(`${waited} requests waited for a free connection (--max-connections ${limit} reached)`);
     if (lag.p99 > LAG_LIMIT_MS) problems.push(`the generator's own scheduling lag reached p99 ${lag.p99} ms (more threads with --workers, or a lower rate)`);
-    const expected = expectedArrivals(pacing.segments);
-    if (expected > 0 && sentInWindow < expected * 0.98 && unsent === 0 && waited === 0) {
-      problems.push(`sent ${sentInWindow} of ${Math.round(expected)} scheduled requests within the run`);
-    }
+    generatorLimited = problems.length > 0;
   }
 
   const target = plan.target;
@@ -203,7 +205,8 @@ export function summarizeRun(plan: LoadPlan, buckets: BucketReport[], totals: Wo
       failed,
       good: sum((t) => t.good),
       durationS,
-      scheduleKept: result.schedule.kept,
+      underSent,
+      generatorLimited,
       scheduleProblems: problems,
     });
     firstChunk.destroy();

@@ -4,8 +4,10 @@
  * Goodput counts the successful answers that met the SLO's per-request limits (for each metric,
  * the largest limit any term gives it: `p99=50ms` makes 50 ms the limit of one request), per
  * second of the run. A run meets the SLO when every percentile term holds on corrected latencies,
- * failures stay within the error budget, and the generator kept its schedule: a rate the generator
- * could not offer is not a rate the server sustained.
+ * failures stay within the error budget, and the generator sent what was scheduled: a rate the
+ * generator could not offer is not a rate the server sustained. The generator's own lag and waits
+ * for a connection are inside corrected latencies already, so they can only make a met SLO more
+ * conservative; a missed one with such problems is marked `inconclusive` (the search retries it).
  */
 import type { Histogram } from './histograms.js';
 import type { Slo } from './options.js';
@@ -27,6 +29,8 @@ export interface SloResult {
   maxErrorRate: number;
   /** Why the run does not count, when `met` is false for a reason other than a term. */
   reasons: string[];
+  /** Missed while the generator itself lagged or waited for connections: not the server's verdict alone. */
+  inconclusive: boolean;
 }
 
 export function perRequestLimits(slo: Slo): SloThresholds {
@@ -45,7 +49,8 @@ export interface SloInputs {
   failed: number;
   good: number;
   durationS: number;
-  scheduleKept: boolean;
+  underSent: boolean;
+  generatorLimited: boolean;
   scheduleProblems: string[];
 }
 
@@ -58,9 +63,11 @@ export function evaluateSlo(slo: Slo, run: SloInputs): SloResult {
   const errorRate = run.sent === 0 ? 1 : run.failed / run.sent;
   const reasons: string[] = [];
   if (errorRate > slo.maxErrorRate) reasons.push(`${(errorRate * 100).toFixed(2)}% of requests failed (budget ${(slo.maxErrorRate * 100).toFixed(2)}%)`);
-  if (!run.scheduleKept) reasons.push(...run.scheduleProblems.map((p) => `schedule not kept: ${p}`));
+  if (run.underSent) reasons.push(...run.scheduleProblems.map((p) => `schedule not kept: ${p}`));
+  const met = terms.every((t) => t.met) && reasons.length === 0;
   return {
-    met: terms.every((t) => t.met) && reasons.length === 0,
+    met,
+    inconclusive: !met && !run.underSent && run.generatorLimited,
     goodput: Math.round((run.good / run.durationS) * 10) / 10,
     terms,
     errorRate: Math.round(errorRate * 1e6) / 1e6,
