@@ -193,6 +193,8 @@ export const configSchema = z
   .strict();
 
 export type Config = z.infer<typeof configSchema>;
+/** A config as written (YAML or code): fields with defaults may be left out. */
+export type ConfigInput = z.input<typeof configSchema>;
 export type EndpointConfig = z.infer<typeof endpointSchema>;
 export type AutoscalingConfig = z.infer<typeof autoscalingSchema>;
 export type ServerConfig = z.infer<typeof serverSchema>;
