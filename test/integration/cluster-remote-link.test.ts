@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { putBundle } from '../../workers/cluster/bundles.js';
 import { ClusterConnection } from '../../workers/cluster/connection.js';
 import { RemoteCluster, type RemoteReplicaLink } from '../../gateway/cluster/remote-link.js';
 import type { PlaceReply, PlaceRequest } from '../../workers/cluster/subjects.js';
@@ -217,7 +218,7 @@ describe('remote replicas through a node agent', () => {
   });
 
   it('abandons a placement on the node when the stop overtakes it', async () => {
-    const predictor = await (await cluster.artifactStore()).put(predictorFile);
+    const predictor = await putBundle(await cluster.artifactStore(), predictorFile);
     const place: PlaceRequest = {
       key: 'overtaken1',
       gateway: cluster.gatewayId,
