@@ -19,8 +19,9 @@ import { connectOptionsFromConfig } from './cluster/connect-options.js';
 import { timingsFromConfig, type MembershipEvent } from './cluster/membership.js';
 import { RemoteCluster } from './cluster/remote-link.js';
 import { ConfigError } from './config/load.js';
-import type { Config } from './config/schema.js';
+import type { Config, EndpointConfig } from './config/schema.js';
 import { Endpoint, type EndpointObserver, type ReplicaFactory } from './endpoints/endpoint.js';
+import { Federation } from './federation/federation.js';
 import { LocalReplicaFactory, localPlacementProblem } from './endpoints/local-replicas.js';
 import { installRoutes } from './http/app.js';
 import { StallWatch } from './http/stall-watch.js';
@@ -64,6 +65,8 @@ interface GatewayCluster {
   connection: ClusterConnection;
   remote: RemoteCluster;
   factory: ClusterReplicaFactory;
+  /** With `cluster.federation`: the shared deployment and replica sets. */
+  federation?: Federation;
 }
 
 async function openCluster(config: Readonly<Config>, localDevices: readonly DeviceInfo[]): Promise<GatewayCluster | undefined> {
@@ -75,7 +78,12 @@ async function openCluster(config: Readonly<Config>, localDevices: readonly Devi
   const connection = await ClusterConnection.connect(connectOptionsFromConfig(config.cluster, `switchyard-gateway-${config.server.region}`));
   try {
     const remote = await RemoteCluster.open(connection, { timings: timingsFromConfig(config.cluster) });
-    return { connection, remote, factory: new ClusterReplicaFactory({ cluster: clusterView(remote), region: config.server.region, localDevices }) };
+    const factory = new ClusterReplicaFactory({ cluster: clusterView(remote), region: config.server.region, localDevices });
+    if (!config.cluster.federation) return { connection, remote, factory };
+    const federation = await Federation.open(remote, config.server.region, { leaseMs: config.cluster.federation.lease_ms });
+    // Endpoints in this gateway's config are deployed; every gateway then serves what is stored.
+    if (Object.keys(config.endpoints).length > 0) await federation.deploymentStore.publish(config);
+    return { connection, remote, factory, federation };
   } catch (err) {
     await connection.close();
     throw err;
@@ -95,6 +103,8 @@ export class Gateway {
   private readonly uws;
   /** Membership events re-place replicas only once the first placement ran. */
   private placing = false;
+  /** Creates an endpoint whose replicas come from the gateway's factory (a federation adds them as deployed). */
+  readonly addEndpoint: (name: string, config: EndpointConfig) => Endpoint;
 
   private constructor(
     readonly config: Readonly<Config>,
@@ -111,10 +121,15 @@ export class Gateway {
       onFinished: (endpoint, status, latencyMs) => this.metrics.onFinished(endpoint, status, latencyMs),
       onLog: (level, msg, fields) => this.log[level](fields ?? {}, msg),
     };
-    const factory = options.factory ?? cluster?.factory ?? new LocalReplicaFactory(config.server.region, devices);
-    for (const [name, endpointConfig] of Object.entries(config.endpoints)) {
+    const factory = options.factory ?? cluster?.federation?.factory ?? cluster?.factory ?? new LocalReplicaFactory(config.server.region, devices);
+    this.addEndpoint = (name, endpointConfig) => {
       const endpoint = new Endpoint(name, endpointConfig, factory, observer);
       this.endpoints.set(name, endpoint);
+      return endpoint;
+    };
+    // A federated gateway serves the stored deployment: its endpoints come from the federation, and their leaders scale them.
+    for (const [name, endpointConfig] of Object.entries(cluster?.federation ? {} : config.endpoints)) {
+      const endpoint = this.addEndpoint(name, endpointConfig);
       if (endpointConfig.autoscaling) {
         const controller = new AutoscaleController(endpoint, {
           log: (d) => {
@@ -149,6 +164,12 @@ export class Gateway {
       await delay(2 * config.cluster.heartbeat_interval_ms);
     }
     gateway.placing = true;
+    await cluster?.federation?.start({
+      endpoints: gateway.endpoints,
+      addEndpoint: gateway.addEndpoint,
+      url: () => `http://${config.server.host}:${gateway.port}`,
+      log: (level, msg, fields) => gateway.log[level](fields ?? {}, msg),
+    });
     for (const endpoint of gateway.endpoints.values()) endpoint.reconcile();
     for (const controller of gateway.autoscalers.values()) controller.start();
     return gateway;
@@ -250,6 +271,7 @@ export class Gateway {
       // The gateway's own devices; `onnx` says whether onnxruntime's provider loads (absent: not probed).
       devices: this.devices.map((d) => ({ id: d.id, kind: d.kind, name: d.name, memory_bytes: d.memoryBytes, ...(d.onnx === undefined ? {} : { onnx: d.onnx }) })),
       ...(this.cluster ? { cluster: this.describeCluster() } : {}),
+      ...(this.cluster?.federation ? { federation: this.cluster.federation.describe() } : {}),
       endpoints: [...this.endpoints.values()].map((ep) => {
         const view = ep.view();
         return {
@@ -292,6 +314,7 @@ export class Gateway {
 
   private async closeCluster(): Promise<void> {
     if (!this.cluster) return;
+    await this.cluster.federation?.close();
     await this.cluster.remote.close();
     await this.cluster.connection.close();
   }

@@ -7,6 +7,7 @@ import { Gateway } from '../gateway.js';
 import { validateConfig } from '../config/load.js';
 import { registerNodeCommand } from './node-command.js';
 import { registerBenchCommand } from './bench-command.js';
+import { registerFederationCommands } from './federation-commands.js';
 
 function port(value: string): number {
   const n = Number(value);
@@ -26,6 +27,7 @@ interface ServeOptions {
   host?: string;
   region?: string;
   allowJsFallback?: boolean;
+  federate?: boolean;
   nats?: string;
   natsPrefix?: string;
   natsToken?: string;
@@ -69,14 +71,20 @@ function withCluster(config: Readonly<Config>, opts: ServeOptions): Readonly<Con
 }
 
 async function serve(opts: ServeOptions): Promise<void> {
-  if (!opts.config && !opts.demo) {
-    throw new ConfigError('nothing to serve: give --config <file.yaml>, or --demo for the demo endpoints');
+  if (!opts.config && !opts.demo && !opts.nats) {
+    throw new ConfigError('nothing to serve: give --config <file.yaml>, --demo for the demo endpoints, or --nats <url> to serve a federation\'s deployment');
   }
-  let config = opts.config ? loadConfigFile(opts.config) : demoConfig();
+  // `--nats` alone: a federated gateway serving whatever is deployed in the cluster.
+  const federate = opts.federate === true || (!opts.config && !opts.demo);
+  let config = opts.config ? loadConfigFile(opts.config) : opts.demo ? demoConfig() : validateConfig({ endpoints: {} });
   const patch: Record<string, unknown> = {};
   if (opts.allowJsFallback) patch.allow_js_fallback = true;
   if (opts.region !== undefined) patch.region = opts.region;
   config = withCluster(withServer(config, patch), opts);
+  if (federate) {
+    if (!config.cluster) throw new ConfigError('--federate needs --nats <url> (or a cluster: section in the config)');
+    if (!config.cluster.federation) config = validateConfig({ ...config, cluster: { ...config.cluster, federation: {} } });
+  }
   const gateway = await Gateway.start(config, { port: opts.port, host: opts.host });
   const shown = (opts.host ?? config.server.host) === '0.0.0.0' ? '127.0.0.1' : (opts.host ?? config.server.host);
   const base = `http://${shown}:${gateway.port}`;
@@ -121,6 +129,7 @@ program
   .option('--host <host>', 'address to listen on (overrides server.host)')
   .option('--allow-js-fallback', "serve even if uWebSockets.js's native binary did not load (slow)")
   .option('--region <name>', 'the region this gateway stands in (overrides server.region)')
+  .option('--federate', "join a federation: store this config's endpoints in the cluster and serve the shared deployment (implied by --nats without --config)")
   .option('--nats <url>', 'join node agents through NATS (overrides cluster.nats; comma-separated servers)')
   .option('--nats-prefix <prefix>', 'subject prefix shared with the nodes (overrides cluster.prefix)')
   .option('--nats-token <token>', 'NATS token')
@@ -135,6 +144,7 @@ program
 
 registerNodeCommand(program);
 registerBenchCommand(program);
+registerFederationCommands(program);
 
 program.parseAsync(process.argv).catch((err: Error & { code?: string }) => {
   console.error(`switchyard: ${err.message}`);

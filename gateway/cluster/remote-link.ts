@@ -106,8 +106,14 @@ export class RemoteCluster {
     });
     on(s.gatewayInbox(this.gatewayId), (msg) => this.onInbox(msg));
     const tickMs = Math.max(20, Math.floor(this.membership.timings.heartbeatIntervalMs / 2));
+    let lastTick = Date.now();
     this.ticker = setInterval(() => {
-      if (connection.state === 'connected') this.apply(this.membership.tick(Date.now()));
+      const now = Date.now();
+      // This process itself stood still (paused, or its event loop blocked): like an outage of its
+      // own, the silence says nothing about the nodes, so their clocks restart instead of expiring.
+      if (now - lastTick > this.membership.timings.deadAfterMs / 2) this.membership.resume(now);
+      lastTick = now;
+      if (connection.state === 'connected') this.apply(this.membership.tick(now));
     }, tickMs);
     this.ticker.unref();
     this.offStatus = connection.onStatus((status) => {
@@ -145,6 +151,11 @@ export class RemoteCluster {
   /** A link to a replica to be placed on `placement.node` (started by `start()`). */
   createLink(placement: ReplicaPlacement, spec: ReplicaSpec): RemoteReplicaLink {
     return new RemoteReplicaLink(this, placement, spec);
+  }
+
+  /** A link to a replica another gateway placed (federation): `start` attaches, `stop` detaches. */
+  attachLink(placement: ReplicaPlacement, spec: ReplicaSpec, attach: { key: string; incarnation: string }): RemoteReplicaLink {
+    return new RemoteReplicaLink(this, placement, spec, attach);
   }
 
   /** The artifacts bucket, opened on first use. */
@@ -221,7 +232,7 @@ export class RemoteReplicaLink implements ReplicaLink {
   readonly node: string;
   readonly region: string;
   /** Names this replica in subjects; unique across gateways. */
-  readonly key = nuid.next();
+  readonly key: string;
   private incarnationNow: string | undefined;
   private state: LinkState = 'new';
   private events: ReplicaLinkEvents | undefined;
@@ -231,7 +242,9 @@ export class RemoteReplicaLink implements ReplicaLink {
     private readonly cluster: RemoteCluster,
     placement: ReplicaPlacement,
     private readonly spec: ReplicaSpec,
+    private readonly attach?: { key: string; incarnation: string },
   ) {
+    this.key = attach?.key ?? nuid.next();
     this.replicaId = placement.replicaId;
     this.endpoint = placement.endpoint;
     this.device = placement.device;
@@ -253,6 +266,15 @@ export class RemoteReplicaLink implements ReplicaLink {
       throw new SwitchyardError('SY_NO_REPLICA', `node ${this.node} is not available for new replicas`);
     }
     this.incarnationNow = member.incarnation;
+    if (this.attach) {
+      if (member.incarnation !== this.attach.incarnation) {
+        this.state = 'lost';
+        throw new SwitchyardError('SY_NO_REPLICA', `node ${this.node} restarted since replica ${this.replicaId} was placed`);
+      }
+      this.cluster.register(this);
+      this.state = 'running';
+      return;
+    }
     this.state = 'starting';
     const aborted = new Promise<never>((_, reject) => (this.abortStart = reject));
     aborted.catch(() => undefined);
@@ -288,7 +310,8 @@ export class RemoteReplicaLink implements ReplicaLink {
 
   control(msg: ControlMessage): void {
     if (this.state !== 'running') return;
-    this.cluster.connection.publish(this.cluster.connection.subjects.replicaControl(this.node, this.key), pack(msg));
+    // The sender rides along: a replica shared by federated gateways maps ids per gateway.
+    this.cluster.connection.publish(this.cluster.connection.subjects.replicaControl(this.node, this.key), pack({ ...msg, gw: this.cluster.gatewayId }));
   }
 
   async stop(): Promise<void> {
@@ -297,7 +320,8 @@ export class RemoteReplicaLink implements ReplicaLink {
     this.state = 'stopped';
     this.cluster.unregister(this);
     this.abortStart?.(new SwitchyardError('SY_NO_REPLICA', `replica ${this.replicaId} was stopped while starting`));
-    if (was === 'running') await this.requestStop();
+    // An attached replica belongs to the federation's leader, which stops it.
+    if (was === 'running' && !this.attach) await this.requestStop();
   }
 
   /** @internal Frames from the node. */

@@ -165,6 +165,18 @@ export const clusterSchema = z
       .object({ ca_file: z.string().min(1).optional(), cert_file: z.string().min(1).optional(), key_file: z.string().min(1).optional() })
       .strict()
       .optional(),
+    /**
+     * Present: this gateway is one of a federation (docs/cluster.md "Federation"): the deployment
+     * lives in JetStream, every gateway routes to one shared replica set per endpoint, and a leader
+     * per endpoint (a KV lease) places and scales. Endpoints in this config, if any, are deployed.
+     */
+    federation: z
+      .object({
+        /** A leader silent this long loses the endpoint to another gateway (it renews every third of it). */
+        lease_ms: z.number().int().min(300).default(1500),
+      })
+      .strict()
+      .optional(),
     /** How often nodes are expected to heartbeat. */
     heartbeat_interval_ms: positiveInt.default(250),
     /** A node that missed this many heartbeats is suspect: no new work goes to it. */

@@ -334,6 +334,11 @@ export class Endpoint implements ScalableEndpoint {
     this.replicaSet.reconcile();
   }
 
+  /** No new requests to `replica`; it stops once its in-flight ones finished (a federation's leader retired it). */
+  drainReplica(replica: Replica): void {
+    this.replicaSet.drain(replica);
+  }
+
   /** The one way membership reaches an endpoint: a node changed (see ReplicaSet.onNodeChange). */
   onNodeChange(node: string, change: NodeChange, place: boolean): void {
     this.replicaSet.onNodeChange(node, change, place && !this.closed);

@@ -7,7 +7,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../../native/uws.js';
 import { SwitchyardError, toSwitchyardError } from '../../workers/protocol/errors.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
-import { ApiKeys } from './auth.js';
+import { EndpointKeys } from './auth.js';
 import { readBody } from './body.js';
 import type { ConnectionBudget } from './connection-budget.js';
 import { HttpCall } from './http-call.js';
@@ -48,8 +48,7 @@ const KNOWN_ROUTES: Array<[RegExp, string]> = [
 
 export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
   const app = withCors(uwsApp, new CorsPolicies(ctx.cors, [...ctx.endpoints].map(([name, ep]) => [name, ep.config.cors])));
-  const keys = new Map<string, ApiKeys>();
-  for (const [name, ep] of ctx.endpoints) keys.set(name, new ApiKeys(ep.config.api_keys));
+  const keys = new EndpointKeys(ctx.endpoints);
 
   app.post('/inference/:endpoint', (res: HttpResponse, req: HttpRequest) => {
     const name = req.getParameter(0) ?? '';

@@ -28,3 +28,20 @@ export class ApiKeys {
     if (!ok) throw new SwitchyardError('SY_UNAUTHORIZED', 'the API key is not valid for this endpoint');
   }
 }
+
+/**
+ * Keys per endpoint, built on first use: a federated gateway gains endpoints after its routes are
+ * installed (a deployment grows), and each must check its own keys from its first request.
+ */
+export class EndpointKeys extends Map<string, ApiKeys> {
+  constructor(private readonly endpoints: ReadonlyMap<string, { readonly config: { readonly api_keys: readonly string[] } }>) {
+    super();
+  }
+
+  override get(name: string): ApiKeys | undefined {
+    let keys = super.get(name);
+    const endpoint = keys ? undefined : this.endpoints.get(name);
+    if (endpoint) this.set(name, (keys = new ApiKeys(endpoint.config.api_keys)));
+    return keys;
+  }
+}

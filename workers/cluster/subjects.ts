@@ -8,6 +8,8 @@
  *   <p>.heartbeat                     node → gateways   NodeHeartbeat, every heartbeat interval
  *   <p>.leave                         node → gateways   NodeLeave, the last word of a drained node
  *   <p>.discover                      gateway → nodes   (empty) every node re-announces
+ *   <p>.fence                         gateway → nodes   Fence: a federation leader took over an endpoint
+ *   <p>.signals                       gateway → leaders GatewaySignals, every gateway's load per endpoint
  *   <p>.node.<name>.place             gateway → node    PlaceRequest, request/reply PlaceReply
  *   <p>.node.<name>.stop              gateway → node    StopRequest, request/reply StopReply
  *   <p>.node.<name>.reincarnate       gateway → node    Reincarnate (the gateway buried that incarnation)
@@ -46,10 +48,16 @@ export interface ClusterSubjects {
   readonly heartbeat: string;
   readonly leave: string;
   readonly discover: string;
+  readonly fence: string;
+  readonly signals: string;
   /** Replies to requests land under this prefix (set as the connection's `inboxPrefix`). */
   readonly inboxPrefix: string;
   /** JetStream object store bucket holding predictor modules and ONNX files. */
   readonly artifactsBucket: string;
+  /** Federation: JetStream KV buckets for the deployment, the shared replica sets, the gateways. */
+  readonly deploymentBucket: string;
+  readonly replicasBucket: string;
+  readonly gatewaysBucket: string;
   place(node: string): string;
   stop(node: string): string;
   reincarnate(node: string): string;
@@ -74,8 +82,13 @@ export function clusterSubjects(prefix: string = DEFAULT_SUBJECT_PREFIX): Cluste
     heartbeat: `${p}.heartbeat`,
     leave: `${p}.leave`,
     discover: `${p}.discover`,
+    fence: `${p}.fence`,
+    signals: `${p}.signals`,
     inboxPrefix: `${p}._inbox`,
     artifactsBucket: `${p.replace(/\./g, '_')}_artifacts`,
+    deploymentBucket: `${p.replace(/\./g, '_')}_deployment`,
+    replicasBucket: `${p.replace(/\./g, '_')}_replicas`,
+    gatewaysBucket: `${p.replace(/\./g, '_')}_gateways`,
     place: (node: string) => `${p}.node.${node}.place`,
     stop: (node: string) => `${p}.node.${node}.stop`,
     reincarnate: (node: string) => `${p}.node.${node}.reincarnate`,
@@ -153,12 +166,28 @@ export interface PlaceRequest {
   settings: Record<string, unknown>;
   produces: string[];
   keepFiles: boolean;
+  /** Federation: the placing leader's token; the node refuses it once it saw a newer one. */
+  fence?: Fence;
+}
+
+/** A federation leader's right to act for an endpoint: the KV revision at which it took the lease. */
+export interface Fence {
+  endpoint: string;
+  token: number;
+}
+
+/** One gateway's load per endpoint (its tracker's cumulative counters), published every tick. */
+export interface GatewaySignals {
+  gateway: string;
+  region: string;
+  endpoints: Record<string, { integral: number; arrivals: number; inFlight: number; queued: number }>;
 }
 
 export type PlaceReply = { ok: true } | { ok: false; error: WireError };
 
 export interface StopRequest {
   key: string;
+  fence?: Fence;
 }
 
 export type StopReply = { ok: true } | { ok: false; error: WireError };

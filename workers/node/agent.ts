@@ -28,6 +28,7 @@ import {
   type RemoteFrame,
   type RemoteRequestBatch,
   type Reincarnate,
+  type Fence,
   type StopRequest,
 } from '../cluster/subjects.js';
 import { SwitchyardError, toSwitchyardError } from '../protocol/errors.js';
@@ -55,15 +56,33 @@ export interface NodeAgentOptions extends ClusterAuthOptions {
   log?: (message: string, fields?: Record<string, unknown>) => void;
 }
 
+/** Where a request came from: the gateway that sent it and its id there. */
+interface Origin {
+  gateway: string;
+  id: number;
+}
+
 interface Hosted {
   key: string;
+  /** The gateway that placed the replica. */
   gateway: string;
   link: ThreadReplicaLink;
-  inFlight: Set<number>;
-  outbox: RemoteFrame[];
+  /**
+   * Requests in flight by the id the replica knows them by. Federated gateways share a replica,
+   * and each numbers its requests on its own, so the node gives every request an id of its own
+   * and maps frames back to the sender and its id.
+   */
+  inFlight: Map<number, Origin>;
+  byOrigin: Map<string, number>;
+  nextId: number;
+  /** Every gateway that sent requests here: each hears when the replica is lost. */
+  peers: Set<string>;
+  outbox: Map<string, RemoteFrame[]>;
   flushScheduled: boolean;
   ready: boolean;
 }
+
+const originKey = (gateway: string, id: number) => `${gateway}:${id}`;
 
 const TERMINAL = new Set(['result', 'file', 'end', 'error']);
 
@@ -76,6 +95,11 @@ export class NodeAgent {
   private readonly replicas = new Map<string, Hosted>();
   /** Keys whose placement is under way; a stop removes the key, and the placement gives up. */
   private readonly placing = new Set<string>();
+  /**
+   * The highest leadership token seen per endpoint (federation): a placement or stop carrying a
+   * lower one comes from a leader that has since been replaced, and is refused.
+   */
+  private readonly fences = new Map<string, number>();
   private readonly assembler = new FragmentAssembler();
   private readonly cacheDir: string;
   private readonly locatePackage: PackageLocator;
@@ -153,6 +177,10 @@ export class NodeAgent {
     on(s.stop(this.name), (msg) => this.onStop(msg));
     on(s.reincarnate(this.name), (msg) => this.onReincarnate(unpack<Reincarnate>(msg.data)));
     on(s.nodeReplicas(this.name), (msg) => this.onReplicaMessage(msg));
+    on(s.fence, (msg) => {
+      const fence = unpack<Fence>(msg.data);
+      this.fenced(fence);
+    });
     this.connection.onStatus((status) => {
       if (status.type === 'reconnected') this.announce();
       if (status.type === 'closed' && !this.closing) void this.stopAll('the node lost its NATS connection for good');
@@ -207,7 +235,18 @@ export class NodeAgent {
     }
   }
 
+  /** True when `fence` is current (or absent); raises the endpoint's fence to it. */
+  private fenced(fence: Fence | undefined): boolean {
+    if (fence === undefined) return true;
+    if (typeof fence?.endpoint !== 'string' || !Number.isSafeInteger(fence.token)) return false;
+    const known = this.fences.get(fence.endpoint) ?? 0;
+    if (fence.token < known) return false;
+    this.fences.set(fence.endpoint, fence.token);
+    return true;
+  }
+
   private async place(req: PlaceRequest): Promise<void> {
+    if (!this.fenced(req.fence)) throw new SwitchyardError('SY_NO_REPLICA', `placement of ${req.replicaId} refused: its leader was replaced (fencing token ${req.fence?.token} is stale)`);
     if (this.draining) throw new SwitchyardError('SY_SHUTTING_DOWN', `node ${this.name} is draining`);
     if (req.incarnation !== this.incarnationNow) throw new SwitchyardError('SY_NO_REPLICA', `node ${this.name} restarted since it was chosen`);
     if (!this.devices.some((d) => d.id === req.device)) {
@@ -242,7 +281,18 @@ export class NodeAgent {
         keepFiles: req.keepFiles === true,
       },
     );
-    const hosted: Hosted = { key: req.key, gateway: req.gateway, link, inFlight: new Set(), outbox: [], flushScheduled: false, ready: false };
+    const hosted: Hosted = {
+      key: req.key,
+      gateway: req.gateway,
+      link,
+      inFlight: new Map(),
+      byOrigin: new Map(),
+      nextId: 0,
+      peers: new Set([req.gateway]),
+      outbox: new Map(),
+      flushScheduled: false,
+      ready: false,
+    };
     this.replicas.set(req.key, hosted);
     try {
       await link.start({ onFrames: (frames) => this.onFrames(hosted, frames), onLost: (reason) => this.onLost(hosted, reason) });
@@ -259,7 +309,11 @@ export class NodeAgent {
   }
 
   private async onStop(msg: Msg): Promise<void> {
-    const { key } = unpack<StopRequest>(msg.data);
+    const { key, fence } = unpack<StopRequest>(msg.data);
+    if (!this.fenced(fence)) {
+      this.reply(msg, { ok: false, error: { code: 'SY_NO_REPLICA', message: `stop of ${key} refused: its leader was replaced` } });
+      return;
+    }
     this.placing.delete(key);
     const hosted = this.replicas.get(key);
     if (hosted) {
@@ -284,10 +338,13 @@ export class NodeAgent {
     const hosted = this.replicas.get(parts.key);
     if (parts.kind === 'ctl') {
       if (!hosted?.ready) return;
-      const control = unpack<ControlMessage>(msg.data);
+      const control = unpack<ControlMessage & { gw?: unknown }>(msg.data);
+      const gateway = isSubjectToken(control.gw) ? control.gw : hosted.gateway;
+      const local = hosted.byOrigin.get(originKey(gateway, control.id));
+      if (local === undefined) return;
       // A cancelled request ends without a frame.
-      if (control.t === 'cancel') hosted.inFlight.delete(control.id);
-      hosted.link.control(control);
+      if (control.t === 'cancel') this.finished(hosted, local);
+      hosted.link.control(control.t === 'cancel' ? { t: 'cancel', id: local } : { t: 'credit', id: local, n: control.n });
       return;
     }
     if (parts.kind !== 'req') return;
@@ -302,31 +359,51 @@ export class NodeAgent {
       return;
     }
     // Deadlines are the gateway's epoch ms: shift them onto this clock.
+    if (!isSubjectToken(batch.gateway)) return;
     const skew = Date.now() - (Number(batch.now) || Date.now());
+    hosted.peers.add(batch.gateway);
     for (const req of batch.reqs) {
       req.deadline += skew;
-      hosted.inFlight.add(req.id);
+      const local = ++hosted.nextId;
+      hosted.inFlight.set(local, { gateway: batch.gateway, id: req.id });
+      hosted.byOrigin.set(originKey(batch.gateway, req.id), local);
+      req.id = local;
     }
     hosted.link.send(batch.reqs);
   }
 
+  private finished(hosted: Hosted, local: number): void {
+    const origin = hosted.inFlight.get(local);
+    if (!origin) return;
+    hosted.inFlight.delete(local);
+    hosted.byOrigin.delete(originKey(origin.gateway, origin.id));
+  }
+
+  private queue(hosted: Hosted, gateway: string, frame: RemoteFrame): void {
+    let frames = hosted.outbox.get(gateway);
+    if (!frames) hosted.outbox.set(gateway, (frames = []));
+    frames.push(frame);
+  }
+
   private onFrames(hosted: Hosted, frames: ReplyFrame[]): void {
     for (const frame of frames) {
-      if (TERMINAL.has(frame.t)) hosted.inFlight.delete(frame.id);
-      if (frame.t === 'file') void this.shipFile(hosted, frame);
-      else hosted.outbox.push(frame);
+      const origin = hosted.inFlight.get(frame.id);
+      if (!origin) continue;
+      if (TERMINAL.has(frame.t)) this.finished(hosted, frame.id);
+      if (frame.t === 'file') void this.shipFile(hosted, origin, frame);
+      else this.queue(hosted, origin.gateway, { ...frame, id: origin.id });
     }
     this.scheduleFlush(hosted);
   }
 
   /** A file exists only on this machine: send its bytes; the gateway writes them to its own folder. */
-  private async shipFile(hosted: Hosted, frame: Extract<ReplyFrame, { t: 'file' }>): Promise<void> {
+  private async shipFile(hosted: Hosted, origin: Origin, frame: Extract<ReplyFrame, { t: 'file' }>): Promise<void> {
     try {
       // The descriptor the replica checked, never the name (which may have been swapped since).
       const data = await new Promise<Buffer>((resolve, reject) => readFileFd(frame.fd, (err, bytes) => (err ? reject(err) : resolve(bytes))));
-      hosted.outbox.push({ t: 'filedata', id: frame.id, data, contentType: frame.contentType });
+      this.queue(hosted, origin.gateway, { t: 'filedata', id: origin.id, data, contentType: frame.contentType });
     } catch (err) {
-      hosted.outbox.push({ t: 'error', id: frame.id, error: { code: 'SY_PREDICTOR_OUTPUT', message: `cannot read the output file: ${(err as Error).message}` } });
+      this.queue(hosted, origin.gateway, { t: 'error', id: origin.id, error: { code: 'SY_PREDICTOR_OUTPUT', message: `cannot read the output file: ${(err as Error).message}` } });
     }
     closeFd(frame.fd, () => undefined);
     if (frame.remove) await unlink(frame.path).catch(() => undefined);
@@ -335,13 +412,13 @@ export class NodeAgent {
 
   /** Frames produced in one turn leave as one message. */
   private scheduleFlush(hosted: Hosted): void {
-    if (hosted.flushScheduled || hosted.outbox.length === 0) return;
+    if (hosted.flushScheduled || hosted.outbox.size === 0) return;
     hosted.flushScheduled = true;
     setImmediate(() => {
       hosted.flushScheduled = false;
-      const frames = hosted.outbox;
-      hosted.outbox = [];
-      if (frames.length) this.connection.publish(this.connection.subjects.frames(hosted.gateway, hosted.key), pack({ frames }));
+      const outbox = hosted.outbox;
+      hosted.outbox = new Map();
+      for (const [gateway, frames] of outbox) this.connection.publish(this.connection.subjects.frames(gateway, hosted.key), pack({ frames }));
     });
   }
 
@@ -349,13 +426,17 @@ export class NodeAgent {
     if (this.replicas.get(hosted.key) !== hosted) return;
     this.replicas.delete(hosted.key);
     this.log('replica lost', { key: hosted.key, reason });
-    this.connection.publish(this.connection.subjects.lost(hosted.gateway, hosted.key), pack({ reason }));
+    this.tellLost(hosted, reason);
+  }
+
+  private tellLost(hosted: Hosted, reason: string): void {
+    for (const gateway of hosted.peers) this.connection.publish(this.connection.subjects.lost(gateway, hosted.key), pack({ reason }));
   }
 
   private async stopAll(reason: string): Promise<void> {
     const all = [...this.replicas.values()];
     this.replicas.clear();
-    for (const hosted of all) this.connection.publish(this.connection.subjects.lost(hosted.gateway, hosted.key), pack({ reason }));
+    for (const hosted of all) this.tellLost(hosted, reason);
     await Promise.all(all.map((hosted) => hosted.link.stop().catch(() => undefined)));
   }
 
