@@ -6,7 +6,7 @@
  * `.ts` files.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -23,7 +23,7 @@ describe('predictors on a node agent', () => {
 
   before(async () => {
     server = await NatsServer.start();
-    node = startNodeAgent({ nats: server.url, name: 'eu-1', region: 'eu', maxReplicas: 5, workDir: dir });
+    node = startNodeAgent({ nats: server.url, name: 'eu-1', region: 'eu', maxReplicas: 6, workDir: dir });
     await node.up;
     const endpoints: Record<string, Record<string, unknown>> = {};
     for (const [name, ep] of Object.entries(demoConfig().endpoints)) {
@@ -35,6 +35,22 @@ describe('predictors on a node agent', () => {
         placement: 'remote',
       };
     }
+    // A user's project outside this one: a helper beside the predictor, and the public API by package name.
+    const project = path.join(dir, 'project');
+    mkdirSync(path.join(project, 'lib'), { recursive: true });
+    writeFileSync(path.join(project, 'package.json'), JSON.stringify({ type: 'module' }));
+    writeFileSync(path.join(project, 'lib', 'shout.js'), 'export const shout = (text) => String(text).toUpperCase();\n');
+    writeFileSync(
+      path.join(project, 'predictor.js'),
+      [
+        "import { SwitchyardError } from 'switchyard/predictor';",
+        "import { shout } from './lib/shout.js';",
+        'export default {',
+        "  predict(input) { if (typeof input?.text !== 'string') throw new SwitchyardError('SY_BAD_REQUEST', 'text is required'); return { said: shout(input.text) }; },",
+        '};',
+      ].join('\n'),
+    );
+    endpoints['public-api'] = { predictor: path.join(project, 'predictor.js'), placement: 'remote' };
     endpoints['stream-ts'] = { predictor: path.join(repoRoot, 'examples/stream/predictor.ts'), placement: 'remote', settings: { interval_ms: 0 } };
     gw = await startClusterGateway({ nats: server.url, region: 'eu', endpoints });
   });
@@ -48,7 +64,16 @@ describe('predictors on a node agent', () => {
 
   it('places every demo endpoint on the node', async () => {
     const ready = (await (await fetch(`${gw.url}/readyz`)).json()) as { endpoints: Record<string, { nodes: string[] }> };
-    for (const name of ['echo', 'mlp', 'stream', 'image', 'stream-ts']) assert.deepEqual(ready.endpoints[name]?.nodes, ['eu-1'], name);
+    for (const name of ['echo', 'mlp', 'stream', 'image', 'stream-ts', 'public-api']) assert.deepEqual(ready.endpoints[name]?.nodes, ['eu-1'], name);
+  });
+
+  it('resolves the public switchyard/predictor API and a relative helper of a predictor from another project', async () => {
+    const ok = await postJson(`${gw.url}/inference/public-api`, { text: 'hi' });
+    assert.equal(ok.status, 200, ok.text);
+    assert.deepEqual(ok.json, { said: 'HI' });
+    const bad = await postJson(`${gw.url}/inference/public-api`, {});
+    assert.equal(bad.status, 400, bad.text);
+    assert.equal(bad.json?.error?.code, 'SY_BAD_REQUEST');
   });
 
   it('answers echo and mlp', async () => {
@@ -92,7 +117,7 @@ describe('predictors on a node agent', () => {
   it('keeps the files of a bundle in their places under the node work dir', () => {
     const bundles = path.join(dir, 'eu-1', 'artifacts', 'bundles');
     const built = readdirSync(bundles);
-    assert.ok(built.length >= 4, `bundles: ${built.join(', ')}`);
+    assert.ok(built.length >= 5, `bundles: ${built.join(', ')}`);
     const streamBundle = built.map((b) => path.join(bundles, b)).find((b) => {
       try {
         return readdirSync(path.join(b, 'examples', 'stream')).includes('predictor.js');
