@@ -90,6 +90,8 @@ export const endpointSchema = z
     timeout_ms: positiveInt.default(30_000),
     /** Body size limit for this endpoint (defaults to server.max_body_bytes). */
     max_body_bytes: positiveInt.optional(),
+    /** The endpoint takes no input: an empty body is read as `{}`. Otherwise an empty body is 400. */
+    allow_empty_body: z.boolean().default(false),
     /** Bearer keys accepted for this endpoint; empty means open. */
     api_keys: z.array(z.string().min(8, 'api keys must be at least 8 characters')).default([]),
     /** Media types the predictor can write as files when a client sends that `Accept`. */

@@ -13,7 +13,8 @@ import type { ConnectionBudget } from './connection-budget.js';
 import { HttpCall } from './http-call.js';
 import { bodyTypeOf, negotiate } from './negotiate.js';
 import { endpointFor } from './endpoint-for.js';
-import { writeError, writeJson, writeText } from './respond.js';
+import { CONFLICTING_LENGTH_MESSAGE, hasConflictingLength } from './request-framing.js';
+import { answerWithoutBody, writeError, writeJson, writeText } from './respond.js';
 import { installWebSocket } from './websocket.js';
 import { CorsPolicies, withCors } from './cors.js';
 import { requestLimits, type RequestLimits } from './request-limits.js';
@@ -51,6 +52,7 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
   const keys = new EndpointKeys(ctx.endpoints);
 
   app.post('/inference/:endpoint', (res: HttpResponse, req: HttpRequest) => {
+    if (hasConflictingLength(req)) return refuseAmbiguousLength(res);
     const name = req.getParameter(0) ?? '';
     const endpoint = endpointFor(res, name, ctx);
     if (!endpoint) return;
@@ -82,6 +84,11 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
       limit,
       (body) => {
         if (sink.aborted) return;
+        if (body.byteLength === 0 && !config.allow_empty_body) {
+          const err = new SwitchyardError('SY_BAD_REQUEST', `the body is empty; endpoint "${name}" takes a JSON or msgpack body (allow_empty_body: true reads an empty one as {})`);
+          res.cork(() => writeError(res, err));
+          return;
+        }
         endpoint.submit(
           buildCall(sink, {
             payload: { body, bodyType },
@@ -103,16 +110,26 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
 
   installOpenInference(app, { endpoints: ctx.endpoints, keys, region: ctx.region, maxBodyBytes: ctx.maxBodyBytes, isDraining: ctx.isDraining, ready: () => ctx.readiness().ready });
 
-  app.get('/healthz', (res) => writeJson(res, 200, { status: 'ok' }));
+  // Our GET routes, and HEAD on them: the same answer without its body.
+  const get = (pattern: string, handler: (res: HttpResponse) => void) => {
+    app.get(pattern, (res, req) => (hasConflictingLength(req) ? refuseAmbiguousLength(res) : handler(res)));
+    app.head(pattern, (res, req) => {
+      answerWithoutBody(res);
+      if (hasConflictingLength(req)) refuseAmbiguousLength(res);
+      else handler(res);
+    });
+  };
 
-  app.get('/readyz', (res) => {
+  get('/healthz', (res) => writeJson(res, 200, { status: 'ok' }));
+
+  get('/readyz', (res) => {
     const r = ctx.readiness();
     writeJson(res, r.ready && !ctx.isDraining() ? 200 : 503, { ready: r.ready && !ctx.isDraining(), endpoints: r.endpoints });
   });
 
-  app.get('/v1/endpoints', (res) => writeJson(res, 200, ctx.describe()));
+  get('/v1/endpoints', (res) => writeJson(res, 200, ctx.describe()));
 
-  app.get('/metrics', (res) => {
+  get('/metrics', (res) => {
     let aborted = false;
     res.onAborted(() => (aborted = true));
     ctx.metrics().then(
@@ -134,14 +151,30 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
     budget: ctx.budget,
   });
 
-  app.any('/*', (res, req) => {
-    const url = req.getUrl();
-    const method = req.getCaseSensitiveMethod().toUpperCase();
-    const route = KNOWN_ROUTES.find(([pattern]) => pattern.test(url));
-    if (route) {
-      writeError(res, new SwitchyardError('SY_METHOD_NOT_ALLOWED', `${method} is not allowed on ${url}; use ${route[1]}`), { allow: route[1] });
-    } else {
-      writeError(res, new SwitchyardError('SY_NOT_FOUND', `no route ${method} ${url}`));
-    }
+  // HEAD elsewhere: no inference runs for a HEAD, so 405 (or 404), without the body.
+  app.head('/*', (res, req) => {
+    answerWithoutBody(res);
+    if (hasConflictingLength(req)) refuseAmbiguousLength(res);
+    else answerUnrouted(res, req, 'HEAD');
   });
+
+  app.any('/*', (res, req) => {
+    if (hasConflictingLength(req)) refuseAmbiguousLength(res);
+    else answerUnrouted(res, req, req.getCaseSensitiveMethod().toUpperCase());
+  });
+}
+
+/** 405 with Allow on a known route, else 404. */
+function answerUnrouted(res: HttpResponse, req: HttpRequest, method: string): void {
+  const url = req.getUrl();
+  const route = KNOWN_ROUTES.find(([pattern]) => pattern.test(url));
+  if (route) {
+    writeError(res, new SwitchyardError('SY_METHOD_NOT_ALLOWED', `${method} is not allowed on ${url}; use ${route[1]}`), { allow: route[1] });
+  } else {
+    writeError(res, new SwitchyardError('SY_NOT_FOUND', `no route ${method} ${url}`));
+  }
+}
+
+function refuseAmbiguousLength(res: HttpResponse): void {
+  writeError(res, new SwitchyardError('SY_BAD_REQUEST', CONFLICTING_LENGTH_MESSAGE), undefined, true);
 }

@@ -11,9 +11,57 @@ export interface DecodedBody {
   stream: boolean;
 }
 
+/**
+ * Deepest nesting a JSON body may have. Parsing deeper input works, but encoding an answer that
+ * echoes it (JSON.stringify, msgpack) recurses and overflows the thread's stack: refused up front.
+ */
+export const MAX_BODY_DEPTH = 512;
+
+const OPEN_ARRAY = 0x5b;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_ARRAY = 0x5d;
+const CLOSE_OBJECT = 0x7d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/** Whether `bytes` (JSON text) nests deeper than `limit`; brackets inside strings do not count. */
+export function nestsDeeperThan(bytes: Uint8Array, limit: number): boolean {
+  // Nesting deeper than `limit` needs more than `limit` bytes: short bodies skip the scan.
+  if (bytes.byteLength <= limit) return false;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.byteLength; i++) {
+    const b = bytes[i]!;
+    if (inString) {
+      if (b === BACKSLASH) i++;
+      else if (b === QUOTE) inString = false;
+    } else if (b === QUOTE) {
+      inString = true;
+    } else if (b === OPEN_ARRAY || b === OPEN_OBJECT) {
+      if (++depth > limit) return true;
+    } else if (b === CLOSE_ARRAY || b === CLOSE_OBJECT) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/** Whether a decoded value nests deeper than `limit` (for msgpack, whose bytes are not scanned). */
+export function valueNestsDeeperThan(value: unknown, limit: number): boolean {
+  if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return false;
+  if (limit === 0) return true;
+  const children = Array.isArray(value) ? value : Object.values(value);
+  for (const child of children) {
+    if (child !== null && typeof child === 'object' && valueNestsDeeperThan(child, limit - 1)) return true;
+  }
+  return false;
+}
+
 const CT_JSON = 'application/json';
 const CT_MSGPACK = 'application/msgpack';
 const CT_BYTES = 'application/octet-stream';
+
+const tooDeep = (what: string) => new SwitchyardError('SY_BAD_REQUEST', `the ${what} body is nested deeper than ${MAX_BODY_DEPTH} levels`);
 
 export function decodeBody(body: Uint8Array | undefined, bodyType: 'json' | 'msgpack' | undefined): DecodedBody {
   let parsed: unknown;
@@ -23,9 +71,12 @@ export function decodeBody(body: Uint8Array | undefined, bodyType: 'json' | 'msg
     try {
       parsed = unpack(body);
     } catch (err) {
+      if (err instanceof RangeError) throw tooDeep('msgpack');
       throw new SwitchyardError('SY_BAD_REQUEST', `body is not valid msgpack: ${(err as Error).message}`);
     }
+    if (valueNestsDeeperThan(parsed, MAX_BODY_DEPTH)) throw tooDeep('msgpack');
   } else {
+    if (nestsDeeperThan(body, MAX_BODY_DEPTH)) throw tooDeep('JSON');
     try {
       parsed = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
     } catch (err) {
