@@ -22,7 +22,7 @@ import { sendFile, type FileSendState } from './file-response.js';
 import type { Stallable, StallWatch } from './stall-watch.js';
 import { writeError } from './respond.js';
 import { statusLine } from './status-lines.js';
-import { CONTENT_TYPES, frameChunk, frameEnd, frameError, type StreamFraming } from './stream-framing.js';
+import { CONTENT_TYPES, frameChunk, frameEnd, frameError, frameFlush, type StreamFraming } from './stream-framing.js';
 
 const STATUS_200 = statusLine(200);
 
@@ -44,6 +44,7 @@ export class HttpCall implements CallSink, FileSendState, Stallable {
   private finish: (() => void) | undefined;
   private streamId = '';
   lastProgressAt = 0;
+  private readonly flush: Uint8Array | undefined;
 
   constructor(
     private readonly res: HttpResponse,
@@ -51,7 +52,9 @@ export class HttpCall implements CallSink, FileSendState, Stallable {
     private readonly framing: StreamFraming,
     private readonly range: string,
     private readonly stalls: StallWatch,
-  ) {}
+  ) {
+    this.flush = frameFlush(framing);
+  }
 
   /** Bytes wait for the socket: the stall clock runs from now unless it already runs. */
   onBlocked(): void {
@@ -137,9 +140,12 @@ export class HttpCall implements CallSink, FileSendState, Stallable {
     if (this.aborted || this.ended) return true;
     const res = this.res;
     let ok = true;
+    const wrote = this.queued.length > 0;
     // Each write first flushes what uWS holds; with nothing queued, the cork alone flushes it.
     res.cork(() => {
       while (ok && this.queued.length > 0) ok = res.write(this.queued.shift()!);
+      // Completes the last chunk on the wire (see frameFlush), unless the stream ends now anyway.
+      if (ok && wrote && !this.finish && this.flush) ok = res.write(this.flush);
     });
     if (!ok) {
       this.blocked = true;
@@ -191,7 +197,14 @@ export class HttpCall implements CallSink, FileSendState, Stallable {
       // cut so the body can never pass for complete. The cut comes after the cork, which is what
       // hands the line to the socket; closing inside it would drop the line unsent.
       this.endAfterChunks(() => {
-        res.cork(() => res.write(frameError('raw', err)));
+        res.cork(() => {
+          res.write(frameError('raw', err));
+          // uWS sends a chunk's closing CRLF only with the next write, and a client reading
+          // chunk by chunk would lose the line with it. writeHeader writes its bytes as they are
+          // (`name: value` CRLF): the CRLF, then the size line of a chunk that never comes (the
+          // colon sits in a quoted chunk extension), so no client takes the body for complete.
+          res.writeHeader('\r\n1;cut="', '"');
+        });
         res.close();
       });
     }

@@ -51,6 +51,18 @@ export function frameChunk(framing: StreamFraming, streamId: string, seq: number
   return Buffer.from(`{"seq":${seq},"chunk":"${bytes.toString('base64')}","encoding":"base64"}\n`);
 }
 
+/**
+ * uWS frames each `write` as CRLF, size, CRLF, bytes: a chunk's closing CRLF leaves only with the
+ * next write, and clients that read chunk by chunk (Python's urllib3, so `requests`) hold the
+ * chunk until then. Where the framing has a line that every reader skips, one follows the chunks
+ * of each write: the real chunks are then complete on the wire, and only the skipped line waits.
+ * SSE has comments; raw bytes and NDJSON have no such line (see the README, "HTTP/1.1").
+ */
+export function frameFlush(framing: StreamFraming): Uint8Array | undefined {
+  return framing === 'sse' ? SSE_FLUSH : undefined;
+}
+const SSE_FLUSH = Buffer.from(':\n');
+
 const SSE_END = Buffer.from('event: end\ndata: {}\n\n');
 const NDJSON_END = Buffer.from('{"done":true}\n');
 
