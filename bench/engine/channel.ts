@@ -46,8 +46,31 @@ export interface Channel {
   close(): void;
 }
 
-export function openSocket(host: string, port: number, tls: boolean): Socket {
-  const socket = tls ? tlsConnect({ host, port, servername: host, rejectUnauthorized: false }) : netConnect({ host, port });
+/**
+ * One read buffer for every plain connection of this thread: with `onread`, node reads into it and
+ * calls back without allocating a Buffer or going through the readable stream per read. Callers use
+ * the bytes during the callback and copy what they keep.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
+
+export function openSocket(host: string, port: number, tls: boolean, onData: (data: Buffer) => void): Socket {
+  let socket: Socket;
+  if (tls) {
+    socket = tlsConnect({ host, port, servername: host, rejectUnauthorized: false });
+    socket.on('data', onData);
+  } else {
+    socket = netConnect({
+      host,
+      port,
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (n: number, buffer: Uint8Array) => {
+          onData((buffer as Buffer).subarray(0, n));
+          return true;
+        },
+      },
+    });
+  }
   socket.setNoDelay(true);
   return socket;
 }

@@ -38,17 +38,12 @@ export class HttpChannel implements Channel {
       onChunk: (data) => this.chunk(data),
       onComplete: () => this.complete(),
     });
-    this.socket = openSocket(target.host, target.port, target.tls);
+    this.socket = openSocket(target.host, target.port, target.tls, (data) => this.receive(data));
     this.socket.on('connect', () => {
       this.connected = true;
     });
     this.socket.on('secureConnect', () => {
       this.connected = true;
-    });
-    this.socket.on('data', (data: Buffer) => {
-      if (!this.current) return;
-      const error = this.parser.execute(data);
-      if (error !== undefined) this.fail('protocol');
     });
     // The server's FIN: this connection takes no new request (one already sent is answered or retried).
     this.socket.on('end', () => {
@@ -89,6 +84,12 @@ export class HttpChannel implements Channel {
   close(): void {
     this.dead = true;
     this.socket.destroy();
+  }
+
+  private receive(data: Buffer): void {
+    if (!this.current) return;
+    const error = this.parser.execute(data);
+    if (error !== undefined) this.fail('protocol');
   }
 
   private chunk(data: Buffer): void {

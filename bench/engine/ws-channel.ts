@@ -64,7 +64,7 @@ export class WsChannel implements Channel {
     private readonly target: WsTarget,
     private readonly events: ChannelEvents,
   ) {
-    this.socket = openSocket(target.host, target.port, target.tls);
+    this.socket = openSocket(target.host, target.port, target.tls, (data) => this.receive(data));
     this.socket.on('connect', () => {
       this.connected = true;
     });
@@ -72,7 +72,6 @@ export class WsChannel implements Channel {
       this.connected = true;
     });
     this.socket.write(target.handshake);
-    this.socket.on('data', (data: Buffer) => this.receive(data));
     this.socket.on('error', (err: NodeJS.ErrnoException) => {
       this.errorCode = err.code;
     });

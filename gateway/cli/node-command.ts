@@ -1,6 +1,7 @@
 /** `switchyard node ...`: flags to NodeAgentOptions, then the agent runs until SIGTERM/SIGINT or until NATS closes for good. */
 import { InvalidArgumentError, type Command } from 'commander';
-import { runNodeAgent } from '../../workers/node/agent.js';
+// The agent (and NATS, piscina) loads when the command runs, not for every switchyard command.
+const loadAgent = () => import('../../workers/node/agent.js');
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -31,6 +32,7 @@ export function registerNodeCommand(program: Command): Command {
     .action(async (o: Record<string, string | number | undefined>) => {
       const str = (k: string) => (o[k] === undefined ? undefined : String(o[k]));
       const tls = o.tlsCa || o.tlsCert || o.tlsKey ? { caFile: str('tlsCa'), certFile: str('tlsCert'), keyFile: str('tlsKey') } : undefined;
+      const { runNodeAgent } = await loadAgent();
       const agent = await runNodeAgent({
         nats: String(o.nats),
         region: String(o.region),

@@ -1,0 +1,208 @@
+/**
+ * `npm run bench:generators`: the load generators themselves, on the same target (raw uWS answering
+ * a small POST inline, a child process): `switchyard bench`, wrk (Debian's, C, one thread) and
+ * autocannon (node). For each: the rate it achieved with the same connections, and its CPU per
+ * request (the generator process's user + system CPU time / successful requests, start-up
+ * included, read with the shell's `times`). Requests per CPU-second is "rate per core".
+ *
+ * `switchyard bench` runs closed loop (-c, like the others) and open loop at the rate it reached
+ * closed loop: the open-loop row is the rate it keeps on schedule and what that costs. Generators
+ * alternate order between repetitions; medians are reported. The target shares this machine's
+ * cores, so the achieved rates are the target's limit as much as the generator's; CPU per request
+ * is the generator's own. Writes bench/results/generators.{json,md}.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startServer } from './lib/processes.js';
+import { repositoryRoot } from './lib/servers.js';
+import { describeMachine, median } from './lib/report.js';
+
+const BODY = '{"text":"hello"}';
+const WRK = process.env.BENCH_WRK ?? '/usr/bin/wrk';
+const DIST = `${repositoryRoot}dist/`;
+
+interface Measurement {
+  generator: string;
+  mode: 'closed' | 'open';
+  rps: number;
+  requests: number;
+  cpuSeconds: number;
+  cpuUsPerRequest: number;
+  requestsPerCpuSecond: number;
+  /** Open loop: the rate asked for and whether the schedule was kept. */
+  offered?: number;
+  kept?: boolean;
+  p50Ms?: number;
+  p99Ms?: number;
+}
+
+interface Run {
+  stdout: string;
+  cpuSeconds: number;
+}
+
+/** Runs a command under bash and reads its children's CPU time from `times`. */
+function runMeasured(command: string[], timeoutMs: number): Promise<Run> {
+  const quoted = command.map((c) => `'${c.replace(/'/g, `'\\''`)}'`).join(' ');
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-c', `${quoted} > "$OUT"; status=$?; times >&2; exit $status`], {
+      env: { ...process.env, OUT: outFile },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', async () => {
+      clearTimeout(timer);
+      const lines = stderr.trim().split('\n');
+      const children = lines[lines.length - 1] ?? '';
+      const match = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/.exec(children);
+      if (!match) return reject(new Error(`no CPU times from: ${stderr.slice(-500)}`));
+      const cpuSeconds = Number(match[1]) * 60 + Number(match[2]) + Number(match[3]) * 60 + Number(match[4]);
+      const { readFileSync } = await import('node:fs');
+      resolve({ stdout: readFileSync(outFile, 'utf8'), cpuSeconds });
+    });
+  });
+}
+
+let outFile = '';
+
+function measurement(generator: string, mode: 'closed' | 'open', requests: number, seconds: number, cpuSeconds: number, extra: Partial<Measurement> = {}): Measurement {
+  return {
+    generator,
+    mode,
+    rps: Math.round(requests / seconds),
+    requests,
+    cpuSeconds: Math.round(cpuSeconds * 1000) / 1000,
+    cpuUsPerRequest: Math.round((cpuSeconds / requests) * 1e6 * 100) / 100,
+    requestsPerCpuSecond: Math.round(requests / cpuSeconds),
+    ...extra,
+  };
+}
+
+async function wrk(url: string, connections: number, seconds: number, script: string): Promise<Measurement> {
+  const run = await runMeasured([WRK, '-t1', `-c${connections}`, `-d${seconds}s`, '-s', script, url], (seconds + 30) * 1000);
+  const total = /(\d+) requests in ([\d.]+)s/.exec(run.stdout);
+  if (!total) throw new Error(`wrk said: ${run.stdout}`);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(run.stdout)?.[1] ?? 0);
+  return measurement('wrk', 'closed', Number(total[1]) - non2xx, Number(total[2]), run.cpuSeconds);
+}
+
+async function autocannon(url: string, connections: number, seconds: number): Promise<Measurement> {
+  const bin = `${repositoryRoot}node_modules/autocannon/autocannon.js`;
+  const run = await runMeasured([process.execPath, bin, '-c', String(connections), '-d', String(seconds), '-m', 'POST', '-H', 'content-type=application/json', '-b', BODY, '--json', url], (seconds + 30) * 1000);
+  const result = JSON.parse(run.stdout) as { '2xx': number; duration: number };
+  return measurement('autocannon', 'closed', result['2xx'], result.duration, run.cpuSeconds);
+}
+
+async function switchyard(url: string, bodyFile: string, seconds: number, load: string[]): Promise<Measurement> {
+  const run = await runMeasured([process.execPath, `${DIST}gateway/cli/main.js`, 'bench', '--url', url, '-b', bodyFile, '-d', String(seconds), '--workers', '1', '--json', ...load], (seconds + 30) * 1000);
+  const report = JSON.parse(run.stdout) as { runs: Array<{ result: { requests: { ok: number }; durationS: number; mode: 'open' | 'closed'; schedule: { kept: boolean }; offered?: { rate: number }; latency: { corrected: { p50: number; p99: number } } } }> };
+  const r = report.runs[0]!.result;
+  return measurement(r.mode === 'open' ? 'switchyard bench (open loop)' : 'switchyard bench', r.mode, r.requests.ok, r.durationS, run.cpuSeconds, {
+    ...(r.offered ? { offered: r.offered.rate, kept: r.schedule.kept } : {}),
+    p50Ms: r.latency.corrected.p50,
+    p99Ms: r.latency.corrected.p99,
+  });
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { duration: { type: 'string' }, connections: { type: 'string' }, reps: { type: 'string' }, out: { type: 'string' } } });
+  const seconds = Number(values.duration ?? 5);
+  const connections = Number(values.connections ?? 50);
+  const reps = Number(values.reps ?? 3);
+  const out = values.out ?? `${repositoryRoot}bench/results`;
+  const folder = mkdtempSync(join(tmpdir(), 'generators-'));
+  outFile = join(folder, 'stdout');
+  const bodyFile = join(folder, 'body.json');
+  writeFileSync(bodyFile, BODY);
+  const script = join(folder, 'post.lua');
+  writeFileSync(script, `wrk.method = "POST"\nwrk.body = '${BODY}'\nwrk.headers["Content-Type"] = "application/json"\n`);
+  const wrkMissing = existsSync(WRK) ? undefined : `${WRK} is missing (apt-get install -y wrk)`;
+  if (wrkMissing) process.stderr.write(`skipping wrk: ${wrkMissing}\n`);
+
+  const server = await startServer({ command: process.execPath, args: (port) => [`${DIST}bench/baselines/raw-uws.js`, String(port)], readyPath: '/readyz' });
+  const url = `${server.url}/inference/echo`;
+  const rows: Measurement[] = [];
+  try {
+    const closed: Array<() => Promise<Measurement>> = [
+      () => switchyard(url, bodyFile, seconds, ['-c', String(connections)]),
+      ...(wrkMissing ? [] : [() => wrk(url, connections, seconds, script)]),
+      () => autocannon(url, connections, seconds),
+    ];
+    for (let rep = 0; rep < reps; rep++) {
+      const order = [...closed.slice(rep % closed.length), ...closed.slice(0, rep % closed.length)];
+      for (const one of order) {
+        const m = await one();
+        rows.push(m);
+        process.stderr.write(`rep ${rep + 1} ${m.generator}: ${m.rps} req/s, ${m.cpuUsPerRequest} µs CPU per request\n`);
+      }
+      // Open loop at the rate this generator reached closed loop in this repetition.
+      const reached = rows.filter((r) => r.generator === 'switchyard bench').at(-1)!.rps;
+      const open = await switchyard(url, bodyFile, seconds, ['--rate', String(reached), '--max-connections', String(connections * 4)]);
+      rows.push(open);
+      process.stderr.write(`rep ${rep + 1} ${open.generator} at ${reached}/s: ${open.rps} req/s, ${open.cpuUsPerRequest} µs CPU per request, schedule ${open.kept ? 'kept' : 'not kept'}\n`);
+    }
+  } finally {
+    await server.stop();
+    rmSync(folder, { recursive: true, force: true });
+  }
+
+  const names = [...new Set(rows.map((r) => r.generator))];
+  const summary = names.map((generator) => {
+    const mine = rows.filter((r) => r.generator === generator);
+    return {
+      generator,
+      rps: median(mine.map((r) => r.rps)),
+      cpuUsPerRequest: median(mine.map((r) => r.cpuUsPerRequest)),
+      requestsPerCpuSecond: median(mine.map((r) => r.requestsPerCpuSecond)),
+      maxRps: Math.max(...mine.map((r) => r.rps)),
+    };
+  });
+  const wrkRow = summary.find((s) => s.generator === 'wrk');
+  const ours = summary.find((s) => s.generator === 'switchyard bench')!;
+  const open = summary.find((s) => s.generator === 'switchyard bench (open loop)')!;
+  const targets = wrkRow
+    ? {
+        closedVsWrkPerCore: Math.round((ours.requestsPerCpuSecond / wrkRow.requestsPerCpuSecond) * 100) / 100,
+        openVsWrkPerCore: Math.round((open.requestsPerCpuSecond / wrkRow.requestsPerCpuSecond) * 100) / 100,
+      }
+    : { skipped: wrkMissing };
+  const result = {
+    command: `node dist/bench/generators.js ${process.argv.slice(2).join(' ')}`.trim(),
+    date: new Date().toISOString(),
+    machine: describeMachine(),
+    loadAverage: (await import('node:os')).loadavg().map((l) => Math.round(l * 10) / 10),
+    target: 'raw uWS (bench/baselines/raw-uws.ts), POST /inference/echo {"text":"hello"}, child process on this machine',
+    settings: { seconds, connections, reps },
+    summary,
+    targets,
+    rows,
+  };
+  writeFileSync(`${out}/generators.json`, JSON.stringify(result, null, 2) + '\n');
+  const md = [
+    `# Load generators on one target`,
+    '',
+    `\`${result.command}\` — ${result.machine.cores} cores (${result.machine.cpu}), Node ${result.machine.node}, load average at the end ${result.loadAverage.join(' / ')}.`,
+    `Target: ${result.target}. ${connections} connections, ${seconds} s per run, median of ${reps} repetitions (generators alternating).`,
+    '',
+    '| generator | req/s | CPU µs per request | requests per CPU-second | best req/s |',
+    '|---|---:|---:|---:|---:|',
+    ...summary.map((s) => `| ${s.generator} | ${s.rps.toLocaleString('en-US')} | ${s.cpuUsPerRequest} | ${s.requestsPerCpuSecond.toLocaleString('en-US')} | ${s.maxRps.toLocaleString('en-US')} |`),
+    '',
+    wrkRow
+      ? `Per CPU core, against wrk: closed loop ${(targets as { closedVsWrkPerCore: number }).closedVsWrkPerCore}×, open loop ${(targets as { openVsWrkPerCore: number }).openVsWrkPerCore}× (targets: ≥ 1×, ≥ 0.9×).`
+      : `wrk skipped: ${wrkMissing}.`,
+    '',
+    'CPU is the generator process\'s user + system time (start-up included) over its successful requests. The open-loop row runs `--rate` at the rate `switchyard bench` reached closed loop in the same repetition.',
+    '',
+  ].join('\n');
+  writeFileSync(`${out}/generators.md`, md);
+  process.stdout.write(md);
+  return 0;
+}
+
+process.exitCode = await main();
