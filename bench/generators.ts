@@ -99,7 +99,7 @@ async function autocannon(url: string, connections: number, seconds: number): Pr
 }
 
 async function switchyard(url: string, bodyFile: string, seconds: number, load: string[]): Promise<Measurement> {
-  const run = await runMeasured([process.execPath, `${DIST}gateway/cli/main.js`, 'bench', '--url', url, '-b', bodyFile, '-d', String(seconds), '--workers', '1', '--json', ...load], (seconds + 30) * 1000);
+  const run = await runMeasured([process.execPath, `${repositoryRoot}bin/switchyard.js`, 'bench', '--url', url, '-b', bodyFile, '-d', String(seconds), '--workers', '1', '--json', ...load], (seconds + 30) * 1000);
   const report = JSON.parse(run.stdout) as { runs: Array<{ result: { requests: { ok: number }; durationS: number; mode: 'open' | 'closed'; schedule: { kept: boolean }; offered?: { rate: number }; latency: { corrected: { p50: number; p99: number } } } }> };
   const r = report.runs[0]!.result;
   return measurement(r.mode === 'open' ? 'switchyard bench (open loop)' : 'switchyard bench', r.mode, r.requests.ok, r.durationS, run.cpuSeconds, {

@@ -43,7 +43,7 @@ function packagesReachable(entries: string[]): Map<string, string> {
 }
 
 test('serve and bench need no devDependency', () => {
-  const entries = [path.join(DIST, 'gateway/cli/main.js'), path.join(DIST, 'bench/engine/command.js'), path.join(DIST, 'bench/engine/worker.js')];
+  const entries = [path.join(DIST, 'gateway/cli/main.js'), path.join(DIST, 'gateway/cli/bench-main.js'), path.join(DIST, 'bench/engine/command.js'), path.join(DIST, 'bench/engine/worker.js')];
   for (const entry of entries) assert.ok(existsSync(entry), `${entry} is built`);
   const packages = packagesReachable(entries);
   assert.ok(packages.has('hdr-histogram-js'), 'the walk reaches the bench engine');
