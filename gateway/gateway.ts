@@ -14,7 +14,7 @@ import { discoverDevices, type DeviceInfo, type DiscoverOptions } from '../nativ
 import { loadUws, type us_listen_socket } from '../native/uws.js';
 import { AutoscaleController } from './autoscaler/controller.js';
 import { ClusterReplicaFactory, clusterView } from './cluster/cluster-factory.js';
-import { ClusterConnection } from '../workers/cluster/connection.js';
+import { ClusterConnection, type ConnectionStatus } from '../workers/cluster/connection.js';
 import { connectOptionsFromConfig } from './cluster/connect-options.js';
 import { timingsFromConfig, type MembershipEvent } from './cluster/membership.js';
 import { RemoteCluster } from './cluster/remote-link.js';
@@ -159,6 +159,8 @@ export class Gateway {
     }
     if (cluster && config.cluster) {
       cluster.remote.onMembership((event) => gateway.onMembership(event));
+      gateway.metrics.onClusterConnection('connected');
+      cluster.connection.onStatus((status) => gateway.onClusterStatus(status));
       // Nodes answer the discover sent on open at once: give them a moment, so the first placement
       // sees every node (and each endpoint's preferred region) instead of the first to answer.
       await delay(2 * config.cluster.heartbeat_interval_ms);
@@ -173,6 +175,21 @@ export class Gateway {
     for (const endpoint of gateway.endpoints.values()) endpoint.reconcile();
     for (const controller of gateway.autoscalers.values()) controller.start();
     return gateway;
+  }
+
+  /** Losing NATS cuts off every node agent: their requests fail fast instead of waiting out deadlines. */
+  private onClusterStatus(status: ConnectionStatus): void {
+    // Shutting down closes the connection on purpose.
+    if (this.draining) return;
+    if (status.type === 'disconnected' || status.type === 'closed') {
+      if (status.type === 'disconnected') this.metrics.onClusterConnection('disconnected');
+      this.log.warn({ ...(status.type === 'disconnected' ? { server: status.server } : {}) }, status.type === 'closed' ? 'NATS connection closed' : 'NATS connection lost');
+      for (const endpoint of this.endpoints.values()) endpoint.setClusterReachable(false);
+    } else if (status.type === 'reconnected') {
+      this.metrics.onClusterConnection('reconnected');
+      this.log.info({ server: status.server }, 'NATS connection restored');
+      for (const endpoint of this.endpoints.values()) endpoint.setClusterReachable(true);
+    }
   }
 
   private onMembership(event: MembershipEvent): void {

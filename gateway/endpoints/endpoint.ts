@@ -61,6 +61,9 @@ export interface ReplicaView {
 }
 
 const MAX_ATTEMPTS = 3;
+
+const clusterUnavailable = (endpoint: string): SwitchyardError =>
+  new SwitchyardError('SY_CLUSTER_UNAVAILABLE', `endpoint "${endpoint}" is served by node agents and the gateway's NATS connection is down`, { retryAfterS: 1 });
 const DRAIN_POLL_MS = 20;
 
 export class Endpoint implements ScalableEndpoint {
@@ -71,6 +74,8 @@ export class Endpoint implements ScalableEndpoint {
   private readonly deadlines: DeadlineSweep;
   private readonly streams = new StreamWatch<Call>();
   private closed = false;
+  /** The gateway's NATS connection is down: node agents' replicas are out of reach. */
+  private clusterDown = false;
   /** Called when a request arrives and no replica is live (scale from zero). */
   onColdStart: (() => void) | undefined;
 
@@ -191,6 +196,10 @@ export class Endpoint implements ScalableEndpoint {
       this.observer.onFinished(this.name, 503, 0);
       call.state = 'done';
       call.sink.onError(new SwitchyardError('SY_QUEUE_FULL', `endpoint "${this.name}" is at capacity (${this.config.max_queue} queued)`, { retryAfterS: 1 }));
+      return;
+    }
+    if (this.clusterDown && !this.servesLocally()) {
+      this.fail(call, clusterUnavailable(this.name));
       return;
     }
     const cold = this.replicaSet.live === 0;
@@ -319,6 +328,38 @@ export class Endpoint implements ScalableEndpoint {
         this.failOrRetry(call, err);
       }
     }
+    this.pump();
+  }
+
+  // ---- cluster outage --------------------------------------------------------------------
+
+  /** Whether a replica on this machine is ready or starting: it serves while NATS is down. */
+  private servesLocally(): boolean {
+    return this.replicaSet.all.some((r) => !r.remote && (r.state === 'ready' || r.state === 'starting'));
+  }
+
+  /**
+   * The gateway's NATS connection went down or came back. Down: node agents' replicas take no new
+   * work, what they were doing is retried here (unary, idempotent) or failed at once (nothing would
+   * reach the client through NATS), and requests only node agents could serve get 503 at once.
+   */
+  setClusterReachable(reachable: boolean): void {
+    this.clusterDown = !reachable;
+    for (const replica of this.replicaSet.all) if (replica.remote) replica.unreachable = !reachable;
+    if (reachable) {
+      this.pump();
+      return;
+    }
+    const err = clusterUnavailable(this.name);
+    for (const replica of this.replicaSet.all) {
+      if (!replica.remote) continue;
+      for (const call of [...replica.calls.values()]) {
+        this.cancelOn(replica, call);
+        this.release(call, replica);
+        this.failOrRetry(call, err);
+      }
+    }
+    if (!this.servesLocally()) this.failQueued(err);
     this.pump();
   }
 

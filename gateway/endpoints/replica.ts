@@ -29,6 +29,8 @@ export class Replica implements RoutableReplica {
   lastError: string | undefined;
   /** Its node missed heartbeats: route around it until it recovers. */
   suspect = false;
+  /** A node agent's replica while the gateway's NATS connection is down: nothing reaches it. */
+  unreachable = false;
   private pending: RequestEnvelope[] = [];
 
   constructor(
@@ -44,6 +46,11 @@ export class Replica implements RoutableReplica {
 
   get region(): string {
     return this.link.region;
+  }
+
+  /** It runs in a node agent, reached through NATS (local replicas are on node `local`). */
+  get remote(): boolean {
+    return this.link.node !== 'local';
   }
 
   /**
@@ -74,7 +81,7 @@ export class Replica implements RoutableReplica {
   }
 
   get routable(): boolean {
-    return this.state === 'ready' && !this.suspect;
+    return this.state === 'ready' && !this.suspect && !this.unreachable;
   }
 
   /** Takes a token and queues the request for this turn's batch. */

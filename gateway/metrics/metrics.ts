@@ -21,6 +21,8 @@ export class GatewayMetrics {
   private readonly latency: Histogram<'endpoint'>;
   private readonly series = new Map<string, EndpointSeries>();
   private readonly decisions: Counter<'endpoint' | 'reason'>;
+  private readonly clusterEvents: Counter<'event'>;
+  private clusterConnected: number | undefined;
 
   constructor(endpoints: () => Iterable<Endpoint>) {
     const registers = [this.registry];
@@ -38,6 +40,21 @@ export class GatewayMetrics {
       help: 'Replica count changes the autoscaler applied, by endpoint and reason.',
       labelNames: ['endpoint', 'reason'],
       registers,
+    });
+    this.clusterEvents = new Counter({
+      name: 'switchyard_cluster_connection_events_total',
+      help: "Changes of the gateway's NATS connection: disconnected, reconnected.",
+      labelNames: ['event'],
+      registers,
+    });
+    const metrics = this;
+    new Gauge({
+      name: 'switchyard_cluster_connected',
+      help: "1 while the gateway's NATS connection is up, 0 while it is down (absent without a cluster).",
+      registers,
+      collect() {
+        if (metrics.clusterConnected !== undefined) this.set(metrics.clusterConnected);
+      },
     });
     new Gauge({
       name: 'switchyard_in_flight_requests',
@@ -109,6 +126,12 @@ export class GatewayMetrics {
       s.latency.observe(latencyMs / 1000);
       s.hdr.recordValue(Math.max(1, Math.round(latencyMs * 1000)));
     }
+  }
+
+  /** The gateway's NATS connection: `connected` at start, then each change. */
+  onClusterConnection(event: 'connected' | 'disconnected' | 'reconnected'): void {
+    this.clusterConnected = event === 'disconnected' ? 0 : 1;
+    if (event !== 'connected') this.clusterEvents.inc({ event });
   }
 
   onScaleDecision(endpoint: string, reason: string): void {

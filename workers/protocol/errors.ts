@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   SY_CONNECTION_BUSY: { status: 429, doc: 'This WebSocket has `server.ws_max_in_flight` requests in flight or `server.ws_max_buffered_bytes` of replies unread; this request was refused, the others go on.' },
   SY_QUEUE_FULL: { status: 503, doc: 'Every replica is busy and the endpoint queue is full; retry after `Retry-After` seconds.' },
   SY_NO_REPLICA: { status: 503, doc: 'The endpoint has no ready replica and none became ready in time.', retryable: true },
+  SY_CLUSTER_UNAVAILABLE: { status: 503, doc: "The gateway's NATS connection is down and only node agents could serve this request; retry after `Retry-After` seconds.", retryable: true },
   SY_SHUTTING_DOWN: { status: 503, doc: 'The gateway is draining for shutdown.' },
   SY_DEADLINE_EXCEEDED: { status: 504, doc: 'The request did not finish before its deadline; its work was aborted.' },
   SY_STREAM_FIRST_CHUNK_TIMEOUT: { status: 504, doc: 'The stream produced no chunk within its first-chunk limit (`stream_timeouts.first_chunk_ms`, `X-Stream-First-Chunk-Ms`); its work was aborted.' },
