@@ -69,6 +69,9 @@ describe('paused readers do not take an endpoint down', () => {
     for (const reader of readers) reader.pause();
     const produced = await whenStreamsStopMoving(dir, marks);
     assert.ok(produced.every((n) => n < 1_000_000), 'the paused streams are held back, not run to the end');
+    // And the gateway has every chunk they were allowed to send (a whole credit each).
+    const replica = gw.gateway.endpoints.get('b')!.replicas[0]!;
+    await waitFor(() => [...replica.calls.values()].filter((c) => c.state === 'streaming' && c.seq >= 16).length === 32, 30_000, 'the chunks to reach the gateway');
 
     const answers = await Promise.all(
       Array.from({ length: 10 }, (_, i) => postJson(`${gw.url}/inference/b`, { value: i }, { 'x-request-timeout-ms': '5000' })),
