@@ -19,6 +19,8 @@ export function demoConfig(overrides: { port?: number; host?: string } = {}): Re
       // A small model: one onnxruntime thread per replica beats threads fighting over the cores.
       mlp: { model: sourceExamples('mlp/model.onnx'), replicas: 1, max_concurrency: 64, settings: { intra_op_threads: 1 } },
       stream: { predictor: examples('stream/predictor.js'), replicas: 1, max_concurrency: 256, settings: { interval_ms: 200 } },
+      // A toy text model on the OpenAI-compatible routes (model "parrot").
+      parrot: { predictor: examples('parrot/predictor.js'), replicas: 1, max_concurrency: 256, settings: { interval_ms: 30 }, openai: { model: 'parrot' } },
       image: { predictor: examples('image/predictor.js'), replicas: 1, max_concurrency: 64, produces: ['image/png'] },
     },
   });

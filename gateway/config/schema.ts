@@ -72,6 +72,14 @@ export const streamTimeoutsSchema = z
   })
   .strict();
 
+/** OpenAI-compatible routes for a text endpoint (`/v1/chat/completions`, `/v1/completions`, `/v1/models`). */
+export const openaiSchema = z
+  .object({
+    /** The model name clients put in `"model"`; unique across endpoints. */
+    model: z.string().min(1),
+  })
+  .strict();
+
 export const endpointSchema = z
   .object({
     /** A predictor module (TypeScript or JavaScript) whose default export has setup/predict. */
@@ -116,6 +124,8 @@ export const endpointSchema = z
     cors: corsSchema.optional(),
     /** Time limits on streams (to the first chunk, between chunks, in total). */
     stream_timeouts: streamTimeoutsSchema.default({}),
+    /** Serve this endpoint on the OpenAI-compatible routes under this model name (docs/clients.md). */
+    openai: openaiSchema.optional(),
   })
   .strict()
   .refine((e) => (e.predictor === undefined) !== (e.model === undefined), {
@@ -204,7 +214,16 @@ export const configSchema = z
     cluster: clusterSchema.optional(),
     endpoints: z.record(z.string().regex(/^[A-Za-z0-9][\w.-]*$/, 'endpoint names are letters, digits, "_", "-" and "."'), endpointSchema),
   })
-  .strict();
+  .strict()
+  .superRefine((c, issues) => {
+    const owners = new Map<string, string>();
+    for (const [name, e] of Object.entries(c.endpoints)) {
+      if (!e.openai) continue;
+      const other = owners.get(e.openai.model);
+      if (other !== undefined) issues.addIssue({ code: 'custom', path: ['endpoints', name, 'openai', 'model'], message: `"${e.openai.model}" is already the model name of endpoint "${other}"` });
+      owners.set(e.openai.model, name);
+    }
+  });
 
 export type Config = z.infer<typeof configSchema>;
 /** A config as written (YAML or code): fields with defaults may be left out. */

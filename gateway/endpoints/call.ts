@@ -19,7 +19,8 @@ export interface CallSink {
    * replica produced them. The sink returns credit with `endpoint.ack(call)` once the client took it.
    */
   onChunk(data: Uint8Array, seq: number): void;
-  onStreamEnd(): void;
+  /** `returned`: what predictStream returned, when anything. */
+  onStreamEnd(returned?: unknown): void;
   onError(err: SwitchyardError): void;
 }
 

@@ -85,7 +85,7 @@ export class ReplyDispatcher {
         case 'end':
           outcomes.release(call, replica);
           outcomes.finished(call, 200, now);
-          call.sink.onStreamEnd();
+          call.sink.onStreamEnd(frame.value);
           break;
         case 'error':
           outcomes.release(call, replica);

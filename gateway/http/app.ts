@@ -21,6 +21,7 @@ import { requestLimits, type RequestLimits } from './request-limits.js';
 import { buildCall, requestOrigin } from './request-builder.js';
 import { installEventSource } from './event-source.js';
 import { installOpenInference } from './oip-v2.js';
+import { installOpenAi } from './openai.js';
 import type { CorsConfig } from '../config/schema.js';
 
 export interface AppContext {
@@ -40,6 +41,8 @@ export interface AppContext {
 const KNOWN_ROUTES: Array<[RegExp, string]> = [
   [/^\/inference\/[^/]+$/, 'GET, POST'],
   [/^\/healthz$/, 'GET'],
+  [/^\/v1\/(chat\/)?completions$/, 'POST'],
+  [/^\/v1\/models(\/[^/]+)?$/, 'GET'],
   [/^\/v2\/models\/[^/]+(\/versions\/[^/]+)?\/infer$/, 'POST'],
   [/^\/v2(\/health\/(live|ready)|\/models\/[^/]+(\/versions\/[^/]+)?(\/ready)?)?$/, 'GET'],
   [/^\/readyz$/, 'GET'],
@@ -109,6 +112,8 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
   installEventSource(app, { endpoints: ctx.endpoints, isDraining: ctx.isDraining, keys, region: ctx.region, maxBodyBytes: ctx.maxBodyBytes, stalls: ctx.budget.stalls });
 
   installOpenInference(app, { endpoints: ctx.endpoints, keys, region: ctx.region, maxBodyBytes: ctx.maxBodyBytes, isDraining: ctx.isDraining, ready: () => ctx.readiness().ready });
+
+  installOpenAi(app, { endpoints: ctx.endpoints, keys, region: ctx.region, maxBodyBytes: ctx.maxBodyBytes, isDraining: ctx.isDraining, stalls: ctx.budget.stalls });
 
   // Our GET routes, and HEAD on them: the same answer without its body.
   const get = (pattern: string, handler: (res: HttpResponse) => void) => {

@@ -22,7 +22,7 @@ import { sendFile, type FileSendState } from './file-response.js';
 import type { Stallable, StallWatch } from './stall-watch.js';
 import { writeError } from './respond.js';
 import { statusLine } from './status-lines.js';
-import { CONTENT_TYPES, frameChunk, frameEnd, frameError, frameFlush, type StreamFraming } from './stream-framing.js';
+import { contentTypeOf, frameChunk, frameEnd, frameError, frameFlush, type StreamFraming } from './stream-framing.js';
 
 const STATUS_200 = statusLine(200);
 
@@ -108,8 +108,8 @@ export class HttpCall implements CallSink, FileSendState, Stallable {
     const res = this.res;
     res.cork(() => {
       res.writeStatus(STATUS_200);
-      res.writeHeader('content-type', CONTENT_TYPES[this.framing]);
-      if (this.framing === 'sse') res.writeHeader('cache-control', 'no-cache');
+      res.writeHeader('content-type', contentTypeOf(this.framing));
+      if (this.framing !== 'raw' && this.framing !== 'ndjson') res.writeHeader('cache-control', 'no-cache');
       res.writeHeader('x-content-type-options', 'nosniff');
       res.writeHeader('x-switchyard-stream', streamId);
     });
@@ -173,10 +173,10 @@ export class HttpCall implements CallSink, FileSendState, Stallable {
     if (!this.blocked) this.writeQueued();
   }
 
-  onStreamEnd(): void {
+  onStreamEnd(returned?: unknown): void {
     if (this.aborted || this.ended) return;
     const res = this.res;
-    const last = frameEnd(this.framing);
+    const last = frameEnd(this.framing, returned);
     this.endAfterChunks(() =>
       res.cork(() => {
         if (last) res.write(last);
@@ -189,7 +189,8 @@ export class HttpCall implements CallSink, FileSendState, Stallable {
     if (this.aborted || this.ended) return;
     const res = this.res;
     if (!this.streaming) {
-      res.cork(() => writeError(res, err));
+      const framing = this.framing;
+      res.cork(() => (typeof framing === 'object' ? framing.writeError(res, err) : writeError(res, err)));
     } else if (this.framing !== 'raw') {
       this.endAfterChunks(() => res.cork(() => res.end(frameError(this.framing, err))));
     } else {

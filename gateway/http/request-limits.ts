@@ -3,7 +3,6 @@
  * `X-Request-Timeout-Ms` (the whole answer: a unary answer, or a stream's last chunk),
  * `X-Stream-First-Chunk-Ms` and `X-Stream-Idle-Ms` (docs/streaming.md).
  */
-import type { HttpRequest } from '../../native/uws.js';
 import { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { EndpointConfig } from '../config/schema.js';
 import { streamTimeoutsFor, type StreamTimeouts } from '../endpoints/stream-deadlines.js';
@@ -21,8 +20,13 @@ function milliseconds(value: string, header: string): number | undefined {
   return n;
 }
 
-/** Reads the limit headers; call before any await (uWS frees `req` on return). Throws SY_BAD_REQUEST. */
-export function requestLimits(req: HttpRequest, config: EndpointConfig): RequestLimits {
+/** Where headers are read from: a uWS request (before any await: uWS frees it on return), or headers kept. */
+export interface HeaderSource {
+  getHeader(lowerCaseName: string): string;
+}
+
+/** Reads the limit headers. Throws SY_BAD_REQUEST. */
+export function requestLimits(req: HeaderSource, config: EndpointConfig): RequestLimits {
   const total = milliseconds(req.getHeader('x-request-timeout-ms'), 'X-Request-Timeout-Ms');
   const firstChunkMs = milliseconds(req.getHeader('x-stream-first-chunk-ms'), 'X-Stream-First-Chunk-Ms');
   const idleMs = milliseconds(req.getHeader('x-stream-idle-ms'), 'X-Stream-Idle-Ms');

@@ -11,10 +11,26 @@
  *   `{"error":{...}}`: a chunked framing that carries sequence numbers for any HTTP client.
  */
 import { isUtf8 } from 'node:buffer';
+import type { HttpResponse } from '../../native/uws.js';
 import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import { errorBody } from './respond.js';
 
-export type StreamFraming = 'raw' | 'sse' | 'ndjson';
+export type StreamFraming = 'raw' | 'sse' | 'ndjson' | CustomFraming;
+
+/** A framing of another protocol's stream (the OpenAI routes): each chunk, the end and a failure, in band. */
+export interface CustomFraming {
+  readonly contentType: string;
+  chunk(data: Uint8Array, seq: number): Uint8Array;
+  /** `returned`: what predictStream returned. */
+  end(returned: unknown): Uint8Array | undefined;
+  error(err: SwitchyardError): string;
+  /** A failure before the stream started: a whole error answer in the protocol's shape. */
+  writeError(res: HttpResponse, err: SwitchyardError): void;
+}
+
+export function contentTypeOf(framing: StreamFraming): string {
+  return typeof framing === 'object' ? framing.contentType : CONTENT_TYPES[framing];
+}
 
 const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
@@ -32,7 +48,7 @@ export function parseSseEventId(value: string): { streamId: string; seq: number 
   return { streamId: value.slice(0, at), seq };
 }
 
-export const CONTENT_TYPES: Readonly<Record<StreamFraming, string>> = {
+export const CONTENT_TYPES: Readonly<Record<Exclude<StreamFraming, CustomFraming>, string>> = {
   raw: 'text/plain; charset=utf-8',
   sse: 'text/event-stream',
   ndjson: 'application/x-ndjson',
@@ -40,6 +56,7 @@ export const CONTENT_TYPES: Readonly<Record<StreamFraming, string>> = {
 
 /** One chunk, framed. `raw` returns the bytes themselves. */
 export function frameChunk(framing: StreamFraming, streamId: string, seq: number, data: Uint8Array): Uint8Array {
+  if (typeof framing === 'object') return framing.chunk(data, seq);
   if (framing === 'raw') return data;
   const bytes = asBuffer(data);
   if (framing === 'sse') {
@@ -59,6 +76,7 @@ export function frameChunk(framing: StreamFraming, streamId: string, seq: number
  * SSE has comments; raw bytes and NDJSON have no such line (see the README, "HTTP/1.1").
  */
 export function frameFlush(framing: StreamFraming): Uint8Array | undefined {
+  if (typeof framing === 'object') return framing.contentType === 'text/event-stream' ? SSE_FLUSH : undefined;
   return framing === 'sse' ? SSE_FLUSH : undefined;
 }
 const SSE_FLUSH = Buffer.from(':\n');
@@ -67,7 +85,8 @@ const SSE_END = Buffer.from('event: end\ndata: {}\n\n');
 const NDJSON_END = Buffer.from('{"done":true}\n');
 
 /** What ends a stream that finished; `raw` has nothing (the terminating HTTP chunk says it). */
-export function frameEnd(framing: StreamFraming): Uint8Array | undefined {
+export function frameEnd(framing: StreamFraming, returned?: unknown): Uint8Array | undefined {
+  if (typeof framing === 'object') return framing.end(returned);
   return framing === 'sse' ? SSE_END : framing === 'ndjson' ? NDJSON_END : undefined;
 }
 
@@ -76,6 +95,7 @@ export function frameEnd(framing: StreamFraming): Uint8Array | undefined {
  * can never pass for complete; the other framings say it in band and end normally.
  */
 export function frameError(framing: StreamFraming, err: SwitchyardError): string {
+  if (typeof framing === 'object') return framing.error(err);
   if (framing === 'sse') return `event: error\ndata: ${errorBody(err)}\n\n`;
   if (framing === 'ndjson') return `${errorBody(err)}\n`;
   return `\n${errorBody(err)}\n`;

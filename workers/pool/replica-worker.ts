@@ -235,8 +235,9 @@ async function runStream(env: RequestEnvelope, input: unknown, req: PredictReque
   // already has are dropped here, before they cost credit or a hop.
   let seq = req.resumeFrom ? req.resumeFrom.seq : 0;
   const delivered = env.resume?.delivered ?? 0;
+  const returned: { value?: unknown } = {};
   // for-await calls the generator's return() on break or throw, so its finally blocks run.
-  for await (const item of iterable as AsyncIterable<unknown>) {
+  for await (const item of withReturnValue(iterable as AsyncIterable<unknown>, returned)) {
     if (req.signal.aborted) break;
     const { data, checkpoint } = splitCheckpoint(item);
     if (++seq <= delivered) continue;
@@ -250,7 +251,12 @@ async function runStream(env: RequestEnvelope, input: unknown, req: PredictReque
     }
     if (req.signal.aborted) break;
   }
-  if (!req.signal.aborted) emit({ t: 'end', id });
+  if (!req.signal.aborted) emit(returned.value === undefined ? { t: 'end', id } : { t: 'end', id, value: returned.value });
+}
+
+/** The items of `iterable`, keeping what its generator returns (yield* hands back the return value, and passes return() on). */
+async function* withReturnValue(iterable: AsyncIterable<unknown> | Iterable<unknown>, into: { value?: unknown }): AsyncGenerator<unknown> {
+  into.value = yield* iterable as AsyncIterable<unknown>;
 }
 
 async function setup(task: SetupTask): Promise<void> {

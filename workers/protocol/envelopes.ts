@@ -81,7 +81,8 @@ export type ReplyFrame =
   | { t: 'start'; id: number; resumable?: 'deterministic' | 'checkpoint' }
   /** `cp`: the checkpoint the predictor yielded with this chunk. */
   | { t: 'chunk'; id: number; data: Uint8Array; cp?: unknown }
-  | { t: 'end'; id: number }
+  /** The stream ended; `value` is what predictStream returned, when anything (e.g. OpenAI usage). */
+  | { t: 'end'; id: number; value?: unknown }
   | { t: 'error'; id: number; error: WireError };
 
 export interface ReplyBatch {
