@@ -23,7 +23,8 @@ describe('predictors on a node agent', () => {
 
   before(async () => {
     server = await NatsServer.start();
-    node = startNodeAgent({ nats: server.url, name: 'eu-1', region: 'eu', maxReplicas: 6, workDir: dir });
+    // Every demo endpoint, stream-ts and public-api.
+    node = startNodeAgent({ nats: server.url, name: 'eu-1', region: 'eu', maxReplicas: Object.keys(demoConfig().endpoints).length + 2, workDir: dir });
     await node.up;
     const endpoints: Record<string, Record<string, unknown>> = {};
     for (const [name, ep] of Object.entries(demoConfig().endpoints)) {
@@ -64,7 +65,7 @@ describe('predictors on a node agent', () => {
 
   it('places every demo endpoint on the node', async () => {
     const ready = (await (await fetch(`${gw.url}/readyz`)).json()) as { endpoints: Record<string, { nodes: string[] }> };
-    for (const name of ['echo', 'mlp', 'stream', 'image', 'stream-ts', 'public-api']) assert.deepEqual(ready.endpoints[name]?.nodes, ['eu-1'], name);
+    for (const name of ['echo', 'mlp', 'stream', 'parrot', 'image', 'stream-ts', 'public-api']) assert.deepEqual(ready.endpoints[name]?.nodes, ['eu-1'], name);
   });
 
   it('resolves the public switchyard/predictor API and a relative helper of a predictor from another project', async () => {
