@@ -3,6 +3,7 @@
  * latency. Requests for it collect during an event-loop turn and leave as one batch.
  */
 import type { RequestEnvelope } from '../../workers/protocol/envelopes.js';
+import { TurnBatcher } from '../../workers/protocol/turn-batcher.js';
 import type { ReplicaLink } from '../../workers/protocol/link.js';
 import type { RoutableReplica } from '../routing/pick-replica.js';
 import type { Call } from './call.js';
@@ -11,14 +12,10 @@ export type ReplicaState = 'starting' | 'ready' | 'draining' | 'stopped' | 'fail
 
 const LATENCY_ALPHA = 0.1;
 
-const dirty = new Set<Replica>();
-let flushScheduled = false;
-
-function flushAll(): void {
-  flushScheduled = false;
-  for (const replica of dirty) replica.flush();
-  dirty.clear();
-}
+/** Replicas given requests this turn; each sends its requests as one batch in the next. */
+const batches = new TurnBatcher<Replica>((replicas) => {
+  for (const replica of replicas) replica.flush();
+});
 
 export class Replica implements RoutableReplica {
   state: ReplicaState = 'starting';
@@ -92,15 +89,8 @@ export class Replica implements RoutableReplica {
     call.attempts++;
     this.calls.set(call.id, call);
     this.pending.push(call.env);
-    if (!dirty.has(this)) {
-      dirty.add(this);
-      if (!flushScheduled) {
-        flushScheduled = true;
-        // setImmediate, not a microtask: uWS drains microtasks after every handler, which
-        // would send one batch per request.
-        setImmediate(flushAll);
-      }
-    }
+    // The first request of this turn's batch; the batch leaves in the next turn.
+    if (this.pending.length === 1) batches.push(this);
   }
 
   /** Gives the token back and learns from the request's service time. */

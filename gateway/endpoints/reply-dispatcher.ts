@@ -7,13 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { close } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { fromWire, type SwitchyardError } from '../../workers/protocol/errors.js';
-import { DEFAULT_STREAM_CREDIT, type ReplyFrame } from '../../workers/protocol/envelopes.js';
+import type { ReplyFrame } from '../../workers/protocol/envelopes.js';
+import { chunkSent, chunkTaken } from '../../workers/protocol/credit.js';
 import type { Call } from './call.js';
 import type { Replica } from './replica.js';
 import { noteCheckpoint, streamStarted } from './stream-resume.js';
-
-/** Chunks acknowledged per credit message sent back to a replica. */
-export const STREAM_CREDIT_BATCH = 4;
 
 const newStreamId = (): string => randomBytes(15).toString('base64url');
 
@@ -76,9 +74,8 @@ export class ReplyDispatcher {
           break;
         case 'chunk':
           noteCheckpoint(call, frame);
-          call.unacked++;
           // Its credit is spent (chunks unread, or read but not yet credited): it waits for the client.
-          if (call.unacked + call.acked >= (call.env.credit ?? DEFAULT_STREAM_CREDIT)) replica.park(call);
+          if (chunkSent(call, call.env.credit)) replica.park(call);
           outcomes.streamProgress(call, now);
           call.sink.onChunk(frame.data, ++call.seq);
           break;
@@ -99,13 +96,12 @@ export class ReplyDispatcher {
   /** The sink wrote a stream chunk to its client: return credit to the replica. */
   ack(call: Call): void {
     if (call.state !== 'streaming' || !call.replica) return;
-    call.unacked--;
     // One credit per acknowledged chunk, returned in batches: the replica never runs further
     // ahead of the client than its initial credit.
+    const credit = chunkTaken(call);
     this.outcomes.streamProgress(call, this.now());
-    if (++call.acked === STREAM_CREDIT_BATCH) {
-      call.acked = 0;
-      call.replica.link.control({ t: 'credit', id: call.id, n: STREAM_CREDIT_BATCH });
+    if (credit > 0) {
+      call.replica.link.control({ t: 'credit', id: call.id, n: credit });
       call.replica.unpark(call);
     }
   }

@@ -10,7 +10,8 @@
  * gateway numbers on from where it stopped. Frames of the dead replica that arrive late are
  * dropped with it (its calls are released before the resume), so nothing is repeated.
  */
-import { DEFAULT_STREAM_CREDIT, type ReplyFrame } from '../../workers/protocol/envelopes.js';
+import type { ReplyFrame } from '../../workers/protocol/envelopes.js';
+import { DEFAULT_STREAM_CREDIT } from '../../workers/protocol/credit.js';
 import type { Call } from './call.js';
 
 /** A stream moves at most this many times: past that, its replicas are dying for a reason. */

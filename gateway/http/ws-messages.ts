@@ -10,7 +10,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { SwitchyardError } from '../../workers/protocol/errors.js';
-import { pack, unpack } from '../../workers/protocol/envelopes.js';
+import { packOwned, unpack } from '../../workers/protocol/envelopes.js';
 
 /** The id a client gives a request: a non-empty string or a number; unique among its live requests on one socket. */
 export type ClientId = string | number;
@@ -137,9 +137,6 @@ class JsonReplies implements ReplyEncoder {
 }
 
 const CLOSE_BRACE = Buffer.from('}');
-
-/** msgpackr packs into a shared scratch buffer; a queued frame needs its own copy. */
-const packOwned = (value: unknown): Uint8Array => Uint8Array.prototype.slice.call(pack(value));
 
 class MsgpackReplies implements ReplyEncoder {
   /** The map `{id, result: nil}` without its final nil byte: an encoded result is appended in its place. */

@@ -34,6 +34,7 @@ import {
 import { SwitchyardError, toSwitchyardError } from '../protocol/errors.js';
 import { discoverDevices, selectDevices, type DeviceInfo } from '../../native/devices.js';
 import { ThreadReplicaLink } from '../pool/thread-link.js';
+import { TurnBatcher } from '../protocol/turn-batcher.js';
 import { packageLocator } from './package-locator.js';
 import { pack, unpack, type ControlMessage, type ReplyFrame } from '../protocol/envelopes.js';
 
@@ -77,8 +78,8 @@ interface Hosted {
   nextId: number;
   /** Every gateway that sent requests here: each hears when the replica is lost. */
   peers: Set<string>;
-  outbox: Map<string, RemoteFrame[]>;
-  flushScheduled: boolean;
+  /** Frames produced in one turn leave as one message per gateway. */
+  outbox: TurnBatcher<[gateway: string, frame: RemoteFrame]>;
   ready: boolean;
 }
 
@@ -289,8 +290,7 @@ export class NodeAgent {
       byOrigin: new Map(),
       nextId: 0,
       peers: new Set([req.gateway]),
-      outbox: new Map(),
-      flushScheduled: false,
+      outbox: new TurnBatcher((queued) => this.publishFrames(req.key, queued)),
       ready: false,
     };
     this.replicas.set(req.key, hosted);
@@ -380,9 +380,17 @@ export class NodeAgent {
   }
 
   private queue(hosted: Hosted, gateway: string, frame: RemoteFrame): void {
-    let frames = hosted.outbox.get(gateway);
-    if (!frames) hosted.outbox.set(gateway, (frames = []));
-    frames.push(frame);
+    hosted.outbox.push([gateway, frame]);
+  }
+
+  private publishFrames(key: string, queued: Array<[gateway: string, frame: RemoteFrame]>): void {
+    const byGateway = new Map<string, RemoteFrame[]>();
+    for (const [gateway, frame] of queued) {
+      let frames = byGateway.get(gateway);
+      if (!frames) byGateway.set(gateway, (frames = []));
+      frames.push(frame);
+    }
+    for (const [gateway, frames] of byGateway) this.connection.publish(this.connection.subjects.frames(gateway, key), pack({ frames }));
   }
 
   private onFrames(hosted: Hosted, frames: ReplyFrame[]): void {
@@ -393,7 +401,6 @@ export class NodeAgent {
       if (frame.t === 'file') void this.shipFile(hosted, origin, frame);
       else this.queue(hosted, origin.gateway, { ...frame, id: origin.id });
     }
-    this.scheduleFlush(hosted);
   }
 
   /** A file exists only on this machine: send its bytes; the gateway writes them to its own folder. */
@@ -407,19 +414,6 @@ export class NodeAgent {
     }
     closeFd(frame.fd, () => undefined);
     if (frame.remove) await unlink(frame.path).catch(() => undefined);
-    this.scheduleFlush(hosted);
-  }
-
-  /** Frames produced in one turn leave as one message. */
-  private scheduleFlush(hosted: Hosted): void {
-    if (hosted.flushScheduled || hosted.outbox.size === 0) return;
-    hosted.flushScheduled = true;
-    setImmediate(() => {
-      hosted.flushScheduled = false;
-      const outbox = hosted.outbox;
-      hosted.outbox = new Map();
-      for (const [gateway, frames] of outbox) this.connection.publish(this.connection.subjects.frames(gateway, hosted.key), pack({ frames }));
-    });
   }
 
   private onLost(hosted: Hosted, reason: string): void {

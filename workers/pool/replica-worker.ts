@@ -13,9 +13,10 @@ import type { MessagePort } from 'node:worker_threads';
 import { SwitchyardError, toSwitchyardError } from '../protocol/errors.js';
 import type { Predictor, PredictRequest } from '../predictor/api.js';
 import { loadPredictor } from '../predictor/loader.js';
+import { CreditGate } from '../protocol/credit.js';
+import { TurnBatcher } from '../protocol/turn-batcher.js';
 import {
-  DEFAULT_STREAM_CREDIT,
-  pack,
+  postPacked,
   unpack,
   type ControlMessage,
   type ReplyFrame,
@@ -44,33 +45,20 @@ export interface StopTask {
 
 interface Active {
   controller: AbortController;
-  credit: number;
-  resumeStream?: (() => void) | undefined;
+  credit: CreditGate;
 }
 
 let predictor: Predictor | undefined;
 let setupTask: SetupTask | undefined;
 let port: MessagePort | undefined;
 const active = new Map<number, Active>();
-let outbox: ReplyFrame[] = [];
-let flushScheduled = false;
-
-function flush(): void {
-  flushScheduled = false;
-  if (outbox.length === 0 || !port) return;
-  const packed = pack({ frames: outbox });
-  outbox = [];
-  // msgpackr packs into a shared scratch buffer: copy before transferring.
-  const owned = Uint8Array.prototype.slice.call(packed);
-  port.postMessage(owned, [owned.buffer]);
-}
+/** Frames produced in one turn leave as one message. */
+const outbox = new TurnBatcher<ReplyFrame>((frames) => {
+  if (port) postPacked(port, { frames });
+});
 
 function emit(frame: ReplyFrame): void {
   outbox.push(frame);
-  if (!flushScheduled) {
-    flushScheduled = true;
-    setImmediate(flush);
-  }
 }
 
 function emitError(id: number, err: unknown, fallback: 'SY_PREDICTOR_ERROR' | 'SY_INTERNAL' = 'SY_PREDICTOR_ERROR'): void {
@@ -89,10 +77,9 @@ function onMessage(bytes: Uint8Array): void {
   if (!entry) return;
   if (raw.t === 'cancel') {
     entry.controller.abort(new SwitchyardError('SY_CANCELLED', 'the request was cancelled'));
-    entry.resumeStream?.();
+    entry.credit.open();
   } else if (raw.t === 'credit') {
-    entry.credit += raw.n;
-    entry.resumeStream?.();
+    entry.credit.grant(raw.n);
   }
 }
 
@@ -107,7 +94,7 @@ interface Prepared {
 /** Registers the request and decodes its body; a body that does not decode is answered here. */
 function prepare(env: RequestEnvelope): Prepared | undefined {
   const controller = new AbortController();
-  const entry: Active = { controller, credit: env.credit ?? DEFAULT_STREAM_CREDIT };
+  const entry: Active = { controller, credit: new CreditGate(env.credit) };
   active.set(env.id, entry);
   try {
     const { input, stream } = env.input !== undefined ? { input: env.input, stream: env.stream === true } : decodeBody(env.body, env.bodyType);
@@ -242,13 +229,7 @@ async function runStream(env: RequestEnvelope, input: unknown, req: PredictReque
     const { data, checkpoint } = splitCheckpoint(item);
     if (++seq <= delivered) continue;
     emit(checkpoint === undefined || resumable !== 'checkpoint' ? { t: 'chunk', id, data } : { t: 'chunk', id, data, cp: checkpoint });
-    entry.credit -= 1;
-    while (entry.credit <= 0 && !req.signal.aborted) {
-      await new Promise<void>((resolve) => {
-        entry.resumeStream = resolve;
-      });
-      entry.resumeStream = undefined;
-    }
+    await entry.credit.spend(req.signal);
     if (req.signal.aborted) break;
   }
   if (!req.signal.aborted) emit(returned.value === undefined ? { t: 'end', id } : { t: 'end', id, value: returned.value });
@@ -286,7 +267,7 @@ async function setup(task: SetupTask): Promise<void> {
 
 async function stop(): Promise<void> {
   for (const entry of active.values()) entry.controller.abort(new SwitchyardError('SY_CANCELLED', 'the replica is stopping'));
-  flush();
+  outbox.flush();
   try {
     await predictor?.teardown?.();
   } finally {

@@ -10,7 +10,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { fromWire } from '../protocol/errors.js';
-import { pack, unpack, type ControlMessage, type ReplyBatch, type RequestEnvelope } from '../protocol/envelopes.js';
+import { postPacked, unpack, type ControlMessage, type ReplyBatch, type RequestEnvelope } from '../protocol/envelopes.js';
 import type { ReplicaLink, ReplicaLinkEvents, ReplicaPlacement } from '../protocol/link.js';
 import type { SetupTask, TaskResult } from './replica-worker.js';
 
@@ -25,12 +25,6 @@ export interface ReplicaSpec {
 
 const WORKER_FILE = new URL('./replica-worker.js', import.meta.url).href;
 const STOP_TIMEOUT_MS = 5_000;
-
-function send(port: MessagePort, value: unknown): void {
-  // msgpackr packs into a shared scratch buffer: copy into an owned one, then transfer it.
-  const owned = Uint8Array.prototype.slice.call(pack(value));
-  port.postMessage(owned, [owned.buffer]);
-}
 
 export class ThreadReplicaLink implements ReplicaLink {
   readonly replicaId: string;
@@ -99,12 +93,12 @@ export class ThreadReplicaLink implements ReplicaLink {
 
   send(reqs: RequestEnvelope[]): void {
     if (this.lost || !this.port) return;
-    send(this.port, { reqs });
+    postPacked(this.port, { reqs });
   }
 
   control(msg: ControlMessage): void {
     if (this.lost || !this.port) return;
-    send(this.port, msg);
+    postPacked(this.port, msg);
   }
 
   async stop(): Promise<void> {

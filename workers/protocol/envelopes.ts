@@ -6,6 +6,7 @@
  * Gateway → replica: a batch of requests (all that arrived for it in one event-loop turn), and
  * control messages (cancel, stream credit). Replica → gateway: frames, batched per turn too.
  */
+import type { MessagePort } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
 import type { WireError } from './errors.js';
 
@@ -13,6 +14,20 @@ export const packr = new Packr({ useRecords: false, moreTypes: false, int64AsTyp
 
 export function pack(value: unknown): Uint8Array {
   return packr.pack(value);
+}
+
+/**
+ * msgpackr packs into a shared scratch buffer that the next pack overwrites: bytes to keep (queue,
+ * or transfer to another thread) need a copy of their own.
+ */
+export function packOwned(value: unknown): Uint8Array<ArrayBuffer> {
+  return Uint8Array.prototype.slice.call(pack(value)) as Uint8Array<ArrayBuffer>;
+}
+
+/** Packs `value` and transfers the bytes to the thread behind `port` (one copy, no second one on the way). */
+export function postPacked(port: MessagePort, value: unknown): void {
+  const owned = packOwned(value);
+  port.postMessage(owned, [owned.buffer]);
 }
 
 export function unpack<T>(bytes: Uint8Array): T {
@@ -88,5 +103,3 @@ export type ReplyFrame =
 export interface ReplyBatch {
   frames: ReplyFrame[];
 }
-
-export const DEFAULT_STREAM_CREDIT = 16;
