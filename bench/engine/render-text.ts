@@ -79,6 +79,6 @@ export function renderText(report: BenchReport): string {
       ].join('\n') + '\n',
     );
   }
-  for (const warning of report.warnings) parts.push(`warning: ${warning}\n`);
+  if (report.warnings.length > 0) parts.push(report.warnings.map((w) => `warning: ${w}\n`).join(''));
   return parts.join('\n');
 }

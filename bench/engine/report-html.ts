@@ -28,13 +28,13 @@ function runSection(run: LabeledRun): string {
     ],
   });
   const spectrum = lineChart({
-    title: 'Percentile spectrum',
+    title: 'Percentile spectrum (corrected: from the intended send)',
     xLabel: 'percentile',
     yLabel: 'ms',
     xTicks: SPECTRUM_TICKS,
     series: [
-      { name: 'corrected (from intended send)', color: '#c0392b', points: r.latency.spectrum.corrected.map(([p, ms]) => [nines(p), ms]) },
-      { name: 'uncorrected (from actual send)', color: '#7f8c8d', dashed: true, points: r.latency.spectrum.uncorrected.map(([p, ms]) => [nines(p), ms]) },
+      { name: 'corrected', color: '#c0392b', points: r.latency.spectrum.corrected.map(([p, ms]) => [nines(p), ms]) },
+      { name: 'uncorrected', color: '#7f8c8d', dashed: true, points: r.latency.spectrum.uncorrected.map(([p, ms]) => [nines(p), ms]) },
     ],
   });
   const throughput = lineChart({

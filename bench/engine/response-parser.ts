@@ -32,6 +32,16 @@ const enum State {
 const CR = 13;
 const LF = 10;
 const MAX_HEAD = 64 * 1024;
+const CONTENT_LENGTH = Buffer.from('content-length');
+const TRANSFER_ENCODING = Buffer.from('transfer-encoding');
+const CONNECTION = Buffer.from('connection');
+
+/** Does the header line at `at` have this (lower-case) name? ASCII letters and '-' compare case-blind with | 0x20. */
+function matches(buffer: Buffer, at: number, name: Buffer): boolean {
+  if (buffer[at + name.length] !== 0x3a) return false;
+  for (let i = 0; i < name.length; i++) if ((buffer[at + i]! | 0x20) !== name[i]) return false;
+  return true;
+}
 
 export class ResponseParser {
   private state = State.Done;
@@ -50,7 +60,7 @@ export class ResponseParser {
     this.state = State.Head;
     this.head = undefined;
     this.bodiless = bodiless;
-    this.chunkParts = [];
+    if (this.chunkParts.length > 0) this.chunkParts = [];
     this.line = '';
   }
 
@@ -189,30 +199,37 @@ export class ResponseParser {
     }
     const consumedOfData = this.head === undefined ? end + 4 : offset + (end + 4 - this.head.length);
     this.head = undefined;
-    const text = buffer.toString('latin1', base, end);
-    if (!text.startsWith('HTTP/1.')) return `not an HTTP response: "${text.slice(0, 40)}"`;
-    const status = Number(text.slice(9, 12));
-    if (!Number.isInteger(status) || status < 100) return `bad status line "${text.slice(0, 40)}"`;
-    let keepAlive = text.charCodeAt(7) === 49; // HTTP/1.1 keeps alive by default, 1.0 does not
+    // Bytes, not text: the head is scanned in place (this runs once per response).
+    if (end - base < 12 || buffer[base] !== 0x48 || buffer[base + 4] !== 0x2f || buffer[base + 5] !== 0x31 || buffer[base + 6] !== 0x2e) {
+      return `not an HTTP response: "${buffer.toString('latin1', base, Math.min(end, base + 40))}"`;
+    }
+    const status = (buffer[base + 9]! - 48) * 100 + (buffer[base + 10]! - 48) * 10 + (buffer[base + 11]! - 48);
+    if (!(status >= 100 && status <= 999)) return `bad status line "${buffer.toString('latin1', base, Math.min(end, base + 40))}"`;
+    let keepAlive = buffer[base + 7] === 0x31; // HTTP/1.1 keeps alive by default, 1.0 does not
     let length = -1;
     let chunked = false;
-    let lineStart = text.indexOf('\r\n');
-    while (lineStart !== -1) {
-      const next = text.indexOf('\r\n', lineStart + 2);
-      const line = text.slice(lineStart + 2, next === -1 ? text.length : next);
-      lineStart = next;
-      const colon = line.indexOf(':');
-      if (colon <= 0) continue;
-      const name = line.slice(0, colon);
-      if (name.length !== 10 && name.length !== 14 && name.length !== 17) continue;
-      const lower = name.toLowerCase();
-      const value = line.slice(colon + 1).trim().toLowerCase();
-      if (lower === 'content-length') length = Number(value);
-      else if (lower === 'transfer-encoding') chunked = value.endsWith('chunked');
-      else if (lower === 'connection') {
+    let line = buffer.indexOf(LF, base) + 1;
+    while (line > 0 && line < end) {
+      const next = buffer.indexOf(LF, line);
+      const lineEnd = next === -1 || next > end ? end : buffer[next - 1] === CR ? next - 1 : next;
+      if (matches(buffer, line, CONTENT_LENGTH)) {
+        length = 0;
+        for (let i = line + CONTENT_LENGTH.length + 1; i < lineEnd; i++) {
+          const c = buffer[i]!;
+          if (c >= 48 && c <= 57) length = length * 10 + (c - 48);
+          else if (c !== 32 && c !== 9) {
+            length = NaN;
+            break;
+          }
+        }
+      } else if (matches(buffer, line, TRANSFER_ENCODING)) {
+        chunked = buffer.toString('latin1', line + TRANSFER_ENCODING.length + 1, lineEnd).trim().toLowerCase().endsWith('chunked');
+      } else if (matches(buffer, line, CONNECTION)) {
+        const value = buffer.toString('latin1', line + CONNECTION.length + 1, lineEnd).toLowerCase();
         if (value.includes('close')) keepAlive = false;
         else if (value.includes('keep-alive')) keepAlive = true;
       }
+      line = next === -1 ? 0 : next + 1;
     }
     if (status < 200) {
       // 100 Continue and friends: the real response follows.

@@ -16,7 +16,7 @@ export interface LineChart {
   xTicks?: Array<[number, string]>;
 }
 
-const W = 640;
+const W = 620;
 const H = 300;
 const M = { left: 64, right: 16, top: 36, bottom: 44 };
 
@@ -66,7 +66,7 @@ export function lineChart(chart: LineChart): string {
     const d = s.points.map(([x, y], j) => `${j ? 'L' : 'M'}${px(x).toFixed(1)} ${py(y).toFixed(1)}`).join('');
     parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
     if (s.points.length === 1) parts.push(`<circle cx="${px(s.points[0]![0])}" cy="${py(s.points[0]![1])}" r="3" fill="${s.color}"/>`);
-    const lx = W - M.right - 170;
+    const lx = W - M.right - 190;
     const ly = M.top + 4 + i * 16;
     parts.push(`<line x1="${lx}" x2="${lx + 18}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
     parts.push(`<text x="${lx + 24}" y="${ly + 4}" font-size="11">${escape(s.name)}</text>`);
