@@ -29,7 +29,7 @@ export const CORS_ALLOWED_HEADERS = [
 ];
 
 /** Response headers a page's script may read (besides the CORS-safelisted ones). */
-export const CORS_EXPOSED_HEADERS = ['Retry-After', 'X-Request-Id', 'X-Switchyard-Stream', 'Content-Length', 'Content-Range', 'Accept-Ranges', 'Inference-Header-Content-Length'];
+export const CORS_EXPOSED_HEADERS = ['Retry-After', 'X-Switchyard-Stream', 'Content-Length', 'Content-Range', 'Accept-Ranges', 'Inference-Header-Content-Length'];
 
 const ALLOWED_METHODS = 'GET, POST, OPTIONS';
 

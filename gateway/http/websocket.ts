@@ -181,7 +181,7 @@ class WsConnection {
       fileType,
       timeoutMs,
       // A stream's `timeout_ms` bounds it whole, as X-Request-Timeout-Ms does over HTTP.
-      streamTimeouts: streamTimeoutsFor(config, { totalMs: parsed.timeoutMs }),
+      streamTimeouts: streamTimeoutsFor(config, { totalMs: parsed.timeoutMs, firstChunkMs: parsed.firstChunkMs, idleMs: parsed.idleMs }),
       origin: this.origin,
     });
     this.live.set(key, sink);

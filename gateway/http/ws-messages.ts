@@ -16,7 +16,7 @@ import { packOwned, unpack } from '../../workers/protocol/envelopes.js';
 export type ClientId = string | number;
 
 export type ClientMessage =
-  | { kind: 'request'; id: ClientId; input: unknown; stream: boolean; accept?: string; timeoutMs?: number }
+  | { kind: 'request'; id: ClientId; input: unknown; stream: boolean; accept?: string; timeoutMs?: number; firstChunkMs?: number; idleMs?: number }
   | { kind: 'cancel'; id: ClientId }
   /** `id` is null when the message could not be read far enough to find one. */
   | { kind: 'invalid'; id: ClientId | null; error: SwitchyardError };
@@ -63,10 +63,14 @@ export function parseClientMessage(message: ArrayBuffer, binary: boolean, limitB
   }
   if (fields.stream !== undefined && typeof fields.stream !== 'boolean') return invalid(id, '"stream" must be true or false');
   if (fields.accept !== undefined && typeof fields.accept !== 'string') return invalid(id, '"accept" must be a media type such as "image/png"');
+  const positiveMs = (v: unknown) => v === undefined || (typeof v === 'number' && Number.isFinite(v) && v > 0);
   const timeout = fields.timeout_ms;
-  if (timeout !== undefined && !(typeof timeout === 'number' && Number.isFinite(timeout) && timeout > 0)) {
-    return invalid(id, '"timeout_ms" must be a positive number of milliseconds');
-  }
+  if (!positiveMs(timeout)) return invalid(id, '"timeout_ms" must be a positive number of milliseconds');
+  // A stream's own limits, as X-Stream-First-Chunk-Ms and X-Stream-Idle-Ms over HTTP.
+  const firstChunk = fields.first_chunk_timeout_ms;
+  if (!positiveMs(firstChunk)) return invalid(id, '"first_chunk_timeout_ms" must be a positive number of milliseconds');
+  const idle = fields.idle_timeout_ms;
+  if (!positiveMs(idle)) return invalid(id, '"idle_timeout_ms" must be a positive number of milliseconds');
   return {
     kind: 'request',
     id,
@@ -74,6 +78,8 @@ export function parseClientMessage(message: ArrayBuffer, binary: boolean, limitB
     stream: fields.stream === true,
     ...(fields.accept === undefined ? {} : { accept: (fields.accept as string).trim().toLowerCase() }),
     ...(timeout === undefined ? {} : { timeoutMs: timeout as number }),
+    ...(firstChunk === undefined ? {} : { firstChunkMs: firstChunk as number }),
+    ...(idle === undefined ? {} : { idleMs: idle as number }),
   };
 }
 

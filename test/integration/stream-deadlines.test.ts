@@ -107,4 +107,28 @@ describe('stream deadlines', () => {
     assert.equal(last.error?.code, 'SY_STREAM_TOTAL_TIMEOUT');
     assert.ok(replies.length > 1 && replies.length < 50);
   });
+
+  test('WebSocket: first_chunk_timeout_ms and idle_timeout_ms end a stream with their codes', async () => {
+    const ws = new WebSocket(`${gw.url.replace('http', 'ws')}/inference/b`);
+    const ends = new Map<string, string>();
+    const chunks = new Map<string, number>();
+    await new Promise<void>((resolve, reject) => {
+      ws.on('open', () => {
+        ws.send(JSON.stringify({ id: 'first', input: { chunks: 3, first_ms: 5000 }, stream: true, first_chunk_timeout_ms: 200 }));
+        ws.send(JSON.stringify({ id: 'idle', input: { chunks: 3, ms: 5000 }, stream: true, idle_timeout_ms: 200 }));
+        ws.send(JSON.stringify({ id: 'bad', input: {}, stream: true, idle_timeout_ms: -1 }));
+      });
+      ws.on('message', (data) => {
+        const m = JSON.parse(String(data)) as { id: string; chunk?: string; error?: { code: string } };
+        if (m.chunk !== undefined) chunks.set(m.id, (chunks.get(m.id) ?? 0) + 1);
+        if (m.error) ends.set(m.id, m.error.code);
+        if (ends.size === 3) resolve();
+      });
+      ws.on('error', reject);
+    });
+    ws.close();
+    assert.deepEqual(Object.fromEntries(ends), { first: 'SY_STREAM_FIRST_CHUNK_TIMEOUT', idle: 'SY_STREAM_IDLE_TIMEOUT', bad: 'SY_BAD_REQUEST' });
+    assert.equal(chunks.get('first'), undefined);
+    assert.equal(chunks.get('idle'), 1);
+  });
 });
