@@ -60,6 +60,21 @@ function checkLocalPlacement(config: Readonly<Config>, devices: readonly DeviceI
   }
 }
 
+/** One endpoint in `GET /readyz`. */
+export interface EndpointReadiness {
+  ready: number;
+  desired: number;
+  nodes: string[];
+  /** Replicas given up on since start: lost (thread or node died) and wedged (did not stop a request past its deadline). */
+  replaced: { lost: number; wedged: number };
+  /** Replicas being terminated because they wedged. */
+  wedged?: number;
+  /** Consecutive failed starts. */
+  start_failures?: number;
+  /** Restarts are backing off: the next start in this many ms. */
+  restart_in_ms?: number;
+}
+
 /** The gateway's part of a cluster: its NATS connection, its view of the nodes, its placements. */
 interface GatewayCluster {
   connection: ClusterConnection;
@@ -119,6 +134,7 @@ export class Gateway {
     this.metrics = new GatewayMetrics(() => this.endpoints.values());
     const observer: EndpointObserver = {
       onFinished: (endpoint, status, latencyMs) => this.metrics.onFinished(endpoint, status, latencyMs),
+      onReplicaEvent: (endpoint, event) => this.metrics.onReplicaEvent(endpoint, event),
       onLog: (level, msg, fields) => this.log[level](fields ?? {}, msg),
     };
     const factory = options.factory ?? cluster?.federation?.factory ?? cluster?.factory ?? new LocalReplicaFactory(config.server.region, devices);
@@ -242,17 +258,31 @@ export class Gateway {
     return false;
   }
 
-  readiness(): { ready: boolean; endpoints: Record<string, { ready: number; desired: number; nodes: string[]; error?: string }> } {
+  /**
+   * Per endpoint: ready replicas, where they run, and what is wrong. Why starts fail (the setup()
+   * error) is not here: /readyz is unauthenticated; it is in the logs and `GET /v1/endpoints`.
+   */
+  readiness(): { ready: boolean; endpoints: Record<string, EndpointReadiness> } {
     let ready = true;
-    const endpoints: Record<string, { ready: number; desired: number; nodes: string[]; error?: string }> = {};
+    const endpoints: Record<string, EndpointReadiness> = {};
     for (const ep of this.endpoints.values()) {
-      const n = ep.readyCount;
+      const view = ep.view();
+      const n = view.replicas.filter((r) => r.state === 'ready').length;
       // An endpoint allowed to sit at zero serves by starting a replica on demand.
-      const ok = n > 0 || (ep.desired === 0 && ep.config.autoscaling?.min_replicas === 0);
+      const ok = n > 0 || (view.desired === 0 && ep.config.autoscaling?.min_replicas === 0);
       if (!ok) ready = false;
       // Where its ready replicas run ("local" is this process).
-      const nodes = [...new Set(ep.replicas.filter((r) => r.state === 'ready').map((r) => r.link.node))].sort();
-      endpoints[ep.name] = { ready: n, desired: ep.desired, nodes, ...(ep.lastStartError ? { error: ep.lastStartError } : {}) };
+      const nodes = [...new Set(view.replicas.filter((r) => r.state === 'ready').map((r) => r.node))].sort();
+      const wedged = view.replicas.filter((r) => r.state === 'wedged').length;
+      endpoints[ep.name] = {
+        ready: n,
+        desired: view.desired,
+        nodes,
+        replaced: view.replaced,
+        ...(wedged > 0 ? { wedged } : {}),
+        ...(view.startFailures > 0 ? { start_failures: view.startFailures } : {}),
+        ...(view.restartInMs > 0 ? { restart_in_ms: view.restartInMs } : {}),
+      };
     }
     return { ready, endpoints };
   }
@@ -303,6 +333,10 @@ export class Gateway {
           requests: { admitted: view.admitted, completed: view.completed },
           latency_ms: this.metrics.percentiles(ep.name),
           ...(view.lastStartError === undefined ? {} : { last_start_error: view.lastStartError }),
+          start_failures: view.startFailures,
+          ...(view.restartInMs > 0 ? { restart_in_ms: view.restartInMs } : {}),
+          replaced: view.replaced,
+          unhandled_rejections: view.unhandledRejections,
           ...(this.autoscalers.has(ep.name)
             ? { autoscaling: { knobs: ep.config.autoscaling, state: this.autoscalers.get(ep.name)!.state(), decisions: this.autoscalers.get(ep.name)!.decisions().slice(-20) } }
             : {}),

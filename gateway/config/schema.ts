@@ -96,6 +96,12 @@ export const endpointSchema = z
     max_queue: nonNegativeInt.default(1024),
     /** Default deadline for a request; a client may ask for less with `X-Request-Timeout-Ms`. */
     timeout_ms: positiveInt.default(30_000),
+    /**
+     * How long a replica may take to confirm it stopped a request that passed its deadline. One that
+     * does not (a predictor stuck in synchronous code) is wedged: it takes no new work, its thread
+     * is terminated and replaced, and its other requests are retried elsewhere (idempotent endpoints).
+     */
+    abort_grace_ms: positiveInt.default(1_000),
     /** Body size limit for this endpoint (defaults to server.max_body_bytes). */
     max_body_bytes: positiveInt.optional(),
     /** The endpoint takes no input: an empty body is read as `{}`. Otherwise an empty body is 400. */

@@ -10,6 +10,13 @@
  * another replica when its predictor is resumable (stream-resume.ts), else ends with
  * SY_REPLICA_LOST. Scale-down drains: a draining replica takes no new request and stops once its
  * in-flight ones are done.
+ *
+ * A request past its deadline is answered 504 at once and cancelled on its replica; the time it
+ * held the replica counts in the replica's latency, so a replica that stops answering never looks
+ * fast. A replica that does not confirm the cancel within `abort_grace_ms` is wedged: terminated
+ * and replaced, its other requests retried. While replicas keep dying or failing to start and
+ * none is ready or starting, requests are answered 503 + Retry-After at once instead of waiting
+ * (or starting a thread each); why the starts fail goes to the logs and `/v1/endpoints` only.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AutoscalingConfig, EndpointConfig } from '../config/schema.js';
@@ -22,7 +29,7 @@ import type { Call } from './call.js';
 import { systemClock, type Clock } from './clock.js';
 import { DeadlineSweep } from './deadline-sweep.js';
 import type { Replica } from './replica.js';
-import { ReplicaSet, type NodeChange, type ReplicaFactory } from './replica-set.js';
+import { ReplicaSet, type NodeChange, type ReplacementReason, type ReplicaFactory } from './replica-set.js';
 import { ReplyDispatcher, type CallOutcomes } from './reply-dispatcher.js';
 import { STREAM_TIMEOUT_MESSAGES, StreamWatch, streamTimeoutsFor } from './stream-deadlines.js';
 import { canResume, prepareResume } from './stream-resume.js';
@@ -33,6 +40,8 @@ export interface EndpointObserver {
   /** A request finished (any outcome); `status` is the HTTP status it maps to. */
   onFinished(endpoint: string, status: number, latencyMs: number): void;
   onLog(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void;
+  /** A replica was given up on (lost or wedged), or survived a predictor fault. */
+  onReplicaEvent?(endpoint: string, event: ReplacementReason | 'unhandled_rejection'): void;
 }
 
 /** What `GET /v1/endpoints` shows of an endpoint's runtime. */
@@ -43,6 +52,14 @@ export interface EndpointView {
   admitted: number;
   completed: number;
   lastStartError?: string;
+  /** Replicas given up on since start, by reason. */
+  replaced: Record<ReplacementReason, number>;
+  /** Consecutive failed starts (0 once one starts). */
+  startFailures: number;
+  /** How long until the next replica start may be attempted, while restarts back off. */
+  restartInMs: number;
+  /** Promises the predictor rejected with no handler (logged; the replica kept serving). */
+  unhandledRejections: number;
   replicas: ReplicaView[];
 }
 
@@ -76,6 +93,7 @@ export class Endpoint implements ScalableEndpoint {
   private closed = false;
   /** The gateway's NATS connection is down: node agents' replicas are out of reach. */
   private clusterDown = false;
+  private unhandledRejections = 0;
   /** Called when a request arrives and no replica is live (scale from zero). */
   onColdStart: (() => void) | undefined;
 
@@ -92,6 +110,15 @@ export class Endpoint implements ScalableEndpoint {
       release: (call, replica, learnAt) => this.release(call, replica, learnAt),
       finished: (call, status, now) => this.finished(call, status, now),
       failOrRetry: (call, err) => this.failOrRetry(call, err),
+      cancelConfirmed: (replica, id) => {
+        if (!replica.overdue.delete(id)) return;
+        this.replicaSet.released(replica);
+      },
+      fault: (replica, kind, message) => {
+        this.unhandledRejections++;
+        observer.onLog('warn', 'predictor left a promise rejection unhandled; the replica keeps serving', { endpoint: name, replica: replica.id, error: message });
+        observer.onReplicaEvent?.(name, kind);
+      },
       streamStarted: (call) => {
         this.streams.started(call, () => streamTimeoutsFor(this.config));
         this.deadlines.wake();
@@ -103,13 +130,16 @@ export class Endpoint implements ScalableEndpoint {
     this.replicaSet = new ReplicaSet(name, config, factory, clock, {
       onFrames: (replica, frames) => this.dispatcher.dispatch(replica, frames),
       onReady: () => this.pump(),
-      onStartFailed: (err, live) => {
-        if (live === 0) this.failQueued(new SwitchyardError('SY_NO_REPLICA', `endpoint "${this.name}" has no ready replica: ${err.message}`, { retryAfterS: 1 }));
+      // Why it failed (the setup() error) is in the logs and /v1/endpoints, not in answers to clients.
+      onStartFailed: (_err, live) => {
+        if (live === 0) this.failQueued(this.unavailable());
       },
-      onLost: (replica, reason) => this.onReplicaLost(replica, reason),
+      onLost: (replica, err) => this.onReplicaLost(replica, err),
+      onReplaced: (_replica, reason) => observer.onReplicaEvent?.(name, reason),
       onLog: (level, msg, fields) => observer.onLog(level, msg, fields),
     });
     const streams = this.streams;
+    const replicaSet = this.replicaSet;
     this.deadlines = new DeadlineSweep(
       clock,
       (call) => this.expire(call),
@@ -120,6 +150,13 @@ export class Endpoint implements ScalableEndpoint {
             return streams.size;
           },
           sweep: () => this.sweepStreams(),
+        },
+        {
+          // The watchdog: replicas that owe the confirmation of a cancel.
+          get size() {
+            return replicaSet.awaitingConfirmation;
+          },
+          sweep: () => replicaSet.checkWedged(config.abort_grace_ms),
         },
       ],
     );
@@ -163,6 +200,10 @@ export class Endpoint implements ScalableEndpoint {
       admitted: this.tracker.arrivals,
       completed: this.tracker.completed,
       ...(lastStartError === undefined ? {} : { lastStartError }),
+      replaced: { ...this.replicaSet.replaced },
+      startFailures: this.replicaSet.startFailures,
+      restartInMs: Math.ceil(this.replicaSet.restartWaitMs()),
+      unhandledRejections: this.unhandledRejections,
       replicas: this.replicaSet.all.map((r) => ({
         id: r.id,
         state: r.state,
@@ -182,7 +223,7 @@ export class Endpoint implements ScalableEndpoint {
 
   submit(call: Call): void {
     if (this.closed) {
-      this.fail(call, new SwitchyardError('SY_SHUTTING_DOWN', 'the gateway is shutting down'));
+      this.refuse(call, new SwitchyardError('SY_SHUTTING_DOWN', 'the gateway is shutting down'));
       return;
     }
     const replica = this.queue.size === 0 ? this.replicaSet.pick(call.regions) : undefined;
@@ -193,9 +234,7 @@ export class Endpoint implements ScalableEndpoint {
       return;
     }
     if (this.queue.size >= this.config.max_queue) {
-      this.observer.onFinished(this.name, 503, 0);
-      call.state = 'done';
-      call.sink.onError(new SwitchyardError('SY_QUEUE_FULL', `endpoint "${this.name}" is at capacity (${this.config.max_queue} queued)`, { retryAfterS: 1 }));
+      this.refuse(call, new SwitchyardError('SY_QUEUE_FULL', `endpoint "${this.name}" is at capacity (${this.config.max_queue} queued)`, { retryAfterS: 1 }));
       return;
     }
     if (this.clusterDown && !this.servesLocally()) {
@@ -204,7 +243,13 @@ export class Endpoint implements ScalableEndpoint {
     }
     const cold = this.replicaSet.live === 0;
     if (cold && this.desired === 0 && !this.onColdStart) {
-      this.fail(call, new SwitchyardError('SY_NO_REPLICA', `endpoint "${this.name}" has no replicas`));
+      this.refuse(call, new SwitchyardError('SY_NO_REPLICA', `endpoint "${this.name}" has no replicas`));
+      return;
+    }
+    // Nothing ready, nothing starting, and restarts backing off: waiting would only run out the
+    // request's deadline.
+    if (cold && this.backingOff()) {
+      this.refuse(call, this.unavailable());
       return;
     }
     this.queue.push(call);
@@ -246,9 +291,25 @@ export class Endpoint implements ScalableEndpoint {
 
   // ---- outcomes --------------------------------------------------------------------------
 
-  /** Stops a request on its replica; one still waiting for this turn's batch is simply not sent. */
-  private cancelOn(replica: Replica, call: Call): void {
-    if (!replica.withdraw(call)) replica.link.control({ t: 'cancel', id: call.id });
+  /**
+   * Stops a request on its replica; one still waiting for this turn's batch is simply not sent.
+   * True when a cancel went to the replica.
+   */
+  private cancelOn(replica: Replica, call: Call): boolean {
+    if (replica.withdraw(call)) return false;
+    replica.link.control({ t: 'cancel', id: call.id });
+    return true;
+  }
+
+  /** Restarts are backing off and no replica is ready or starting. */
+  private backingOff(): boolean {
+    return this.replicaSet.live === 0 && this.replicaSet.restartWaitMs() > 0;
+  }
+
+  /** The answer while the endpoint has no replica that could take a request soon; deliberately generic. */
+  private unavailable(): SwitchyardError {
+    const waitS = Math.max(1, Math.ceil(this.replicaSet.restartWaitMs() / 1000));
+    return new SwitchyardError('SY_NO_REPLICA', `endpoint "${this.name}" has no ready replica: its replicas are failing; retry in ${waitS} s`, { retryAfterS: waitS });
   }
 
   private release(call: Call, replica: Replica, learnAt?: number): void {
@@ -277,7 +338,9 @@ export class Endpoint implements ScalableEndpoint {
       this.config.idempotent &&
       call.attempts < MAX_ATTEMPTS &&
       call.deadline > this.clock.wallMs() &&
-      !this.closed
+      !this.closed &&
+      // A retry would wait for a restart that is backing off: answer now.
+      !this.backingOff()
     );
   }
 
@@ -289,17 +352,38 @@ export class Endpoint implements ScalableEndpoint {
     call.sink.onError(err);
   }
 
+  /** Answers a request that was never admitted (it holds no queue slot and no token). */
+  private refuse(call: Call, err: SwitchyardError): void {
+    call.state = 'done';
+    this.observer.onFinished(this.name, err.status, 0);
+    call.sink.onError(err);
+  }
+
   private failQueued(err: SwitchyardError): void {
     for (const call of this.queue.takeAll()) this.fail(call, err);
   }
 
   private expire(call: Call): void {
     const replica = call.replica;
-    if (call.state === 'running' && replica) {
-      this.cancelOn(replica, call);
-      this.release(call, replica);
+    if (call.state !== 'running' || !replica) {
+      this.fail(call, new SwitchyardError('SY_DEADLINE_EXCEEDED', 'the request passed its deadline while waiting for a free replica'));
+      return;
     }
-    this.fail(call, new SwitchyardError('SY_DEADLINE_EXCEEDED', 'the request did not finish before its deadline; the work was aborted'));
+    const sent = this.cancelOn(replica, call);
+    // The time it held the replica counts: a replica that stops answering must not look fast.
+    const now = this.clock.now();
+    this.release(call, replica, now);
+    let message = 'the request passed its deadline before it was sent to a replica';
+    if (sent) {
+      message = `the request passed its deadline while running on replica ${replica.id}; the replica was told to stop the work`;
+      if (replica.link.confirmsCancels) {
+        // Its token stays taken until the replica confirms; the watchdog replaces it if it never does.
+        replica.overdue.set(call.id, now);
+        this.deadlines.wake();
+        message += ` and is replaced if it does not within ${this.config.abort_grace_ms} ms`;
+      }
+    }
+    this.fail(call, new SwitchyardError('SY_DEADLINE_EXCEEDED', message));
   }
 
   private sweepStreams(): void {
@@ -315,8 +399,7 @@ export class Endpoint implements ScalableEndpoint {
     if (expired.length > 0) this.pump();
   }
 
-  private onReplicaLost(replica: Replica, reason: string): void {
-    const err = new SwitchyardError('SY_REPLICA_LOST', `the replica serving this request was lost: ${reason}`);
+  private onReplicaLost(replica: Replica, err: SwitchyardError): void {
     for (const call of [...replica.calls.values()]) {
       this.release(call, replica);
       if (canResume(call, this.closed)) {
@@ -328,6 +411,8 @@ export class Endpoint implements ScalableEndpoint {
         this.failOrRetry(call, err);
       }
     }
+    // Requests waiting for a replica would wait for a restart that is backing off.
+    if (this.backingOff()) this.failQueued(this.unavailable());
     this.pump();
   }
 

@@ -1,10 +1,13 @@
 /**
- * An endpoint's replicas and their lifecycle: start (with backoff after failed starts), ready,
- * drain (no new work, stop once idle), stop, lost. `reconcile` converges the live count (ready +
- * starting) to `desired`. What happens to the requests of a replica that goes away is the
- * endpoint's business: this class tells it through `ReplicaSetEvents`.
+ * An endpoint's replicas and their lifecycle: start (with backoff after failed starts and after
+ * repeated deaths), ready, drain (no new work, stop once idle), stop, lost, wedged (a request
+ * passed its deadline and the replica did not confirm the cancel within the grace: it is
+ * terminated and replaced). `reconcile` converges the live count (ready + starting) to `desired`.
+ * What happens to the requests of a replica that goes away is the endpoint's business: this class
+ * tells it through `ReplicaSetEvents`.
  */
 import type { EndpointConfig } from '../config/schema.js';
+import { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { ReplyFrame } from '../../workers/protocol/envelopes.js';
 import type { ReplicaLink } from '../../workers/protocol/link.js';
 import { pickReplica } from '../routing/pick-replica.js';
@@ -26,8 +29,10 @@ export interface ReplicaSetEvents {
   onReady(replica: Replica): void;
   /** A replica failed to start; `live` is how many others are ready or starting. */
   onStartFailed(err: Error, live: number): void;
-  /** A replica died with requests on it (still in `replica.calls`); the endpoint settles them. */
-  onLost(replica: Replica, reason: string): void;
+  /** A replica died or wedged with requests on it (still in `replica.calls`); the endpoint settles them. */
+  onLost(replica: Replica, err: SwitchyardError): void;
+  /** A replica was given up on; `reason` is `lost` or `wedged`. */
+  onReplaced(replica: Replica, reason: ReplacementReason): void;
   onLog(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void;
 }
 
@@ -36,6 +41,8 @@ export interface ReplicaCounts {
   starting: number;
   draining: number;
 }
+
+export type ReplacementReason = 'lost' | 'wedged';
 
 /** How a node's membership change touches the replicas on it. */
 export type NodeChange = 'joined' | 'suspect' | 'recovered' | 'draining' | 'dead';
@@ -47,6 +54,8 @@ export class ReplicaSet {
   private closed = false;
   desired: number;
   lastStartError: string | undefined;
+  /** Replicas given up on since start, by reason. */
+  readonly replaced: Record<ReplacementReason, number> = { lost: 0, wedged: 0 };
 
   constructor(
     private readonly name: string,
@@ -75,6 +84,31 @@ export class ReplicaSet {
     const counts: ReplicaCounts = { ready: 0, starting: 0, draining: 0 };
     for (const r of this.replicas) if (r.state === 'ready' || r.state === 'starting' || r.state === 'draining') counts[r.state]++;
     return counts;
+  }
+
+  /** Milliseconds until the next replica start may be attempted (0: now). */
+  restartWaitMs(): number {
+    return this.backoff.waitMs();
+  }
+
+  get startFailures(): number {
+    return this.backoff.consecutiveFailures;
+  }
+
+  /** Replicas with a cancel they have not confirmed (the watchdog's work). */
+  get awaitingConfirmation(): number {
+    let n = 0;
+    for (const r of this.replicas) if (r.overdue.size > 0) n++;
+    return n;
+  }
+
+  /** Wedges every replica whose oldest unconfirmed cancel has waited `graceMs` or more. */
+  checkWedged(graceMs: number): void {
+    const now = this.clock.now();
+    for (const replica of [...this.replicas]) {
+      const since = replica.overdueSince;
+      if (since !== undefined && now - since >= graceMs) this.wedge(replica, graceMs);
+    }
   }
 
   /** A replica with room for one more request, preferring `regions` in order. */
@@ -207,11 +241,47 @@ export class ReplicaSet {
   }
 
   private lost(replica: Replica, reason: string): void {
-    if (replica.state === 'stopped' || replica.state === 'failed') return;
+    if (replica.state === 'stopped' || replica.state === 'failed' || replica.state === 'wedged') return;
     this.events.onLog('warn', 'replica lost', { endpoint: this.name, replica: replica.id, reason, inFlight: replica.inFlight });
     replica.state = 'failed';
+    replica.overdue.clear();
     this.remove(replica);
-    this.events.onLost(replica, reason);
+    this.backoff.died();
+    this.replaced.lost++;
+    this.events.onReplaced(replica, 'lost');
+    this.events.onLost(replica, new SwitchyardError('SY_REPLICA_LOST', `the replica serving this request was lost: ${reason}`));
+    this.reconcile();
+  }
+
+  /**
+   * The replica did not confirm a cancel within the grace: its thread is stuck. It takes no new
+   * work from now on, its requests go back to the endpoint, and it is terminated (it stays listed
+   * as `wedged` until it is gone) while a replacement starts.
+   */
+  private wedge(replica: Replica, graceMs: number): void {
+    if (replica.state !== 'ready' && replica.state !== 'draining') return;
+    this.events.onLog('error', 'replica wedged: a request passed its deadline and the replica did not stop it; terminating and replacing it', {
+      endpoint: this.name,
+      replica: replica.id,
+      graceMs,
+      inFlight: replica.calls.size,
+    });
+    replica.state = 'wedged';
+    replica.overdue.clear();
+    this.backoff.died();
+    this.replaced.wedged++;
+    this.events.onReplaced(replica, 'wedged');
+    this.events.onLost(
+      replica,
+      new SwitchyardError('SY_REPLICA_LOST', `replica ${replica.id} stopped responding (a request on it passed its deadline and it did not stop within ${graceMs} ms); it is being replaced`),
+    );
+    void replica.link
+      .stop({ now: true })
+      .catch((err: unknown) => this.events.onLog('warn', 'replica stop failed', { endpoint: this.name, replica: replica.id, error: (err as Error).message }))
+      .finally(() => {
+        replica.state = 'stopped';
+        this.remove(replica);
+      });
     this.reconcile();
   }
 

@@ -1,6 +1,10 @@
 /**
  * The gateway's view of one replica: its link, lifecycle state, concurrency tokens and measured
  * latency. Requests for it collect during an event-loop turn and leave as one batch.
+ *
+ * A request cancelled at its deadline keeps its token until the replica confirms the cancel
+ * (`overdue`): until then the replica may still be busy with it, so it takes no new work, and
+ * one that never confirms is wedged.
  */
 import type { RequestEnvelope } from '../../workers/protocol/envelopes.js';
 import { TurnBatcher } from '../../workers/protocol/turn-batcher.js';
@@ -8,7 +12,8 @@ import type { ReplicaLink } from '../../workers/protocol/link.js';
 import type { RoutableReplica } from '../routing/pick-replica.js';
 import type { Call } from './call.js';
 
-export type ReplicaState = 'starting' | 'ready' | 'draining' | 'stopped' | 'failed';
+/** `wedged`: it did not stop a request past its deadline; it is being terminated and replaced. */
+export type ReplicaState = 'starting' | 'ready' | 'draining' | 'wedged' | 'stopped' | 'failed';
 
 const LATENCY_ALPHA = 0.1;
 
@@ -28,6 +33,8 @@ export class Replica implements RoutableReplica {
   suspect = false;
   /** A node agent's replica while the gateway's NATS connection is down: nothing reaches it. */
   unreachable = false;
+  /** Requests cancelled at their deadline whose cancel the replica has not confirmed: id → when it was sent (monotonic ms). */
+  readonly overdue = new Map<number, number>();
   private pending: RequestEnvelope[] = [];
 
   constructor(
@@ -57,7 +64,7 @@ export class Replica implements RoutableReplica {
    * `calls.size` counts everything it holds.
    */
   get inFlight(): number {
-    return this.calls.size - this.parked.size;
+    return this.calls.size - this.parked.size + this.overdue.size;
   }
 
   /** Streams waiting for their client to read. */
@@ -78,7 +85,14 @@ export class Replica implements RoutableReplica {
   }
 
   get routable(): boolean {
-    return this.state === 'ready' && !this.suspect && !this.unreachable;
+    return this.state === 'ready' && !this.suspect && !this.unreachable && this.overdue.size === 0;
+  }
+
+  /** Since when (monotonic ms) the oldest unconfirmed cancel has waited; undefined when none. */
+  get overdueSince(): number | undefined {
+    let oldest: number | undefined;
+    for (const at of this.overdue.values()) if (oldest === undefined || at < oldest) oldest = at;
+    return oldest;
   }
 
   /** Takes a token and queues the request for this turn's batch. */

@@ -23,6 +23,10 @@ export interface CallOutcomes {
   finished(call: Call, status: number, now: number): void;
   /** The request failed: retried elsewhere when it may be, else answered with `err`. */
   failOrRetry(call: Call, err: SwitchyardError): void;
+  /** The replica confirmed it read the cancel of request `id`: its thread is alive. */
+  cancelConfirmed(replica: Replica, id: number): void;
+  /** The replica survived a fault outside any request (a predictor's unhandled rejection). */
+  fault(replica: Replica, kind: 'unhandled_rejection', message: string): void;
   /** A stream's first frame: its time limits start to apply. */
   streamStarted(call: Call): void;
   /** A stream chunk came from the replica or the client took one. */
@@ -41,6 +45,14 @@ export class ReplyDispatcher {
     const now = this.now();
     const { outcomes } = this;
     for (const frame of frames) {
+      if (frame.t === 'cancelled') {
+        outcomes.cancelConfirmed(replica, frame.id);
+        continue;
+      }
+      if (frame.t === 'fault') {
+        outcomes.fault(replica, frame.kind, frame.message);
+        continue;
+      }
       const call = replica.calls.get(frame.id);
       if (!call) {
         // Its request was cancelled or timed out while the file was being written.

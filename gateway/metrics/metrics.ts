@@ -23,6 +23,8 @@ export class GatewayMetrics {
   private readonly decisions: Counter<'endpoint' | 'reason'>;
   private readonly clusterEvents: Counter<'event'>;
   private clusterConnected: number | undefined;
+  private readonly replacements: Counter<'endpoint' | 'reason'>;
+  private readonly unhandledRejections: Counter<'endpoint'>;
 
   constructor(endpoints: () => Iterable<Endpoint>) {
     const registers = [this.registry];
@@ -33,6 +35,18 @@ export class GatewayMetrics {
       help: 'Time from admission to the last byte handed to the socket, by endpoint.',
       labelNames: ['endpoint'],
       buckets: LATENCY_BUCKETS_S,
+      registers,
+    });
+    this.replacements = new Counter({
+      name: 'switchyard_replica_replacements_total',
+      help: 'Replicas given up on and replaced, by endpoint and reason (lost: its thread or node died; wedged: it did not stop a request past its deadline).',
+      labelNames: ['endpoint', 'reason'],
+      registers,
+    });
+    this.unhandledRejections = new Counter({
+      name: 'switchyard_predictor_unhandled_rejections_total',
+      help: 'Promises a predictor rejected with no handler; logged, and the replica kept serving.',
+      labelNames: ['endpoint'],
       registers,
     });
     this.decisions = new Counter({
@@ -82,7 +96,7 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         for (const ep of endpoints()) {
-          const counts: Record<string, number> = { starting: 0, ready: 0, draining: 0 };
+          const counts: Record<string, number> = { starting: 0, ready: 0, draining: 0, wedged: 0 };
           for (const r of ep.replicas) counts[r.state] = (counts[r.state] ?? 0) + 1;
           for (const [state, n] of Object.entries(counts)) this.set({ endpoint: ep.name, state }, n);
         }
@@ -126,6 +140,11 @@ export class GatewayMetrics {
       s.latency.observe(latencyMs / 1000);
       s.hdr.recordValue(Math.max(1, Math.round(latencyMs * 1000)));
     }
+  }
+
+  onReplicaEvent(endpoint: string, event: 'lost' | 'wedged' | 'unhandled_rejection'): void {
+    if (event === 'unhandled_rejection') this.unhandledRejections.inc({ endpoint });
+    else this.replacements.inc({ endpoint, reason: event });
   }
 
   /** The gateway's NATS connection: `connected` at start, then each change. */

@@ -12,7 +12,8 @@ import { Call, type CallSink } from '../../gateway/endpoints/call.js';
 import { Endpoint, type EndpointObserver, type ReplicaFactory } from '../../gateway/endpoints/endpoint.js';
 import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { ControlMessage, RequestEnvelope } from '../../workers/protocol/envelopes.js';
-import type { ReplicaLink, ReplicaLinkEvents } from '../../workers/protocol/link.js';
+import type { ReplicaLink, ReplicaLinkEvents, StopOptions } from '../../workers/protocol/link.js';
+import { deathBackoffMs, DEATH_WINDOW_MS, RestartBackoff } from '../../gateway/endpoints/restart-backoff.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { tempDir } from '../helpers/gateway.js';
 
@@ -24,8 +25,13 @@ class FakeLink implements ReplicaLink {
   sent: RequestEnvelope[] = [];
   controls: ControlMessage[] = [];
   events!: ReplicaLinkEvents;
+  stops: StopOptions[] = [];
   private settleStart!: (ok: boolean) => void;
-  constructor(readonly replicaId: string, private readonly autoStart = true) {}
+  constructor(
+    readonly replicaId: string,
+    private readonly autoStart = true,
+    readonly confirmsCancels = false,
+  ) {}
   start(events: ReplicaLinkEvents): Promise<void> {
     this.events = events;
     if (this.autoStart) return Promise.resolve();
@@ -40,14 +46,19 @@ class FakeLink implements ReplicaLink {
   control(msg: ControlMessage): void {
     this.controls.push(msg);
   }
-  async stop(): Promise<void> {}
+  async stop(options: StopOptions = {}): Promise<void> {
+    this.stops.push(options);
+  }
 }
 
 class Factory implements ReplicaFactory {
   links: FakeLink[] = [];
-  constructor(private readonly autoStart = true) {}
+  constructor(
+    private readonly autoStart = true,
+    private readonly confirmsCancels = false,
+  ) {}
   create(_e: string, _c: unknown, count: number): ReplicaLink[] {
-    const made = Array.from({ length: count }, () => new FakeLink(`e/cpu/${this.links.length + 1}`, this.autoStart));
+    const made = Array.from({ length: count }, () => new FakeLink(`e/cpu/${this.links.length + 1}`, this.autoStart, this.confirmsCancels));
     this.links.push(...made);
     return made;
   }
@@ -302,5 +313,113 @@ describe('Endpoint on a fake clock', () => {
     assert.equal(signals.arrivals, 2);
     assert.deepEqual([signals.inFlight, signals.queued], [1, 0]);
     await ep.close();
+  });
+});
+
+describe('Endpoint: replicas that stop answering or keep dying (fake clock)', () => {
+  test('a replica that does not confirm a cancel within abort_grace_ms is wedged: terminated, replaced, its requests retried', async () => {
+    const clock = new FakeClock();
+    const factory = new Factory(true, true);
+    const ep = endpoint({ abort_grace_ms: 200 }, factory, clock);
+    ep.reconcile();
+    await turn();
+    const stuck = factory.links[0]!;
+    const timedOut = new Sink();
+    const late = call(timedOut, clock, 100);
+    ep.submit(late);
+    const bystander = new Sink();
+    const other = call(bystander, clock, 10_000);
+    ep.submit(other);
+    await turn();
+    clock.advance(120);
+    assert.deepEqual(timedOut.errors.map((e) => e.code), ['SY_DEADLINE_EXCEEDED']);
+    assert.match(timedOut.errors[0]!.message, /running on replica e\/cpu\/1; the replica was told to stop the work and is replaced if it does not within 200 ms/);
+    assert.equal(ep.replicas[0]!.routable, false, 'no new work while the cancel is unconfirmed');
+    clock.advance(200);
+    assert.deepEqual(stuck.stops, [{ now: true }], 'terminated at once, without a graceful stop');
+    assert.equal(factory.links.length, 2, 'a replacement is starting');
+    await turn();
+    await turn();
+    assert.ok(factory.links[1]!.sent.some((r) => r.id === other.id), 'the other request was retried on the replacement');
+    assert.equal(bystander.errors.length, 0);
+    assert.equal(ep.view().replaced.wedged, 1);
+    await ep.close();
+  });
+
+  test('a confirmed cancel frees the replica; nothing is replaced', async () => {
+    const clock = new FakeClock();
+    const factory = new Factory(true, true);
+    const ep = endpoint({ abort_grace_ms: 200 }, factory, clock);
+    ep.reconcile();
+    await turn();
+    const c = call(new Sink(), clock, 100);
+    ep.submit(c);
+    await turn();
+    clock.advance(120);
+    assert.equal(ep.replicas[0]!.routable, false);
+    factory.links[0]!.events.onFrames([{ t: 'cancelled', id: c.id }]);
+    assert.equal(ep.replicas[0]!.routable, true);
+    clock.advance(1_000);
+    assert.equal(factory.links.length, 1);
+    assert.deepEqual(factory.links[0]!.stops, []);
+    await ep.close();
+  });
+
+  test('a request that timed out counts in its replica latency, so a replica that stops answering never looks fast', async () => {
+    const clock = new FakeClock();
+    const factory = new Factory(); // remote-like: no cancel confirmations
+    const ep = endpoint({ replicas: 2 }, factory, clock);
+    ep.reconcile();
+    await turn();
+    const answered = call(new Sink(), clock, 10_000);
+    const timedOut = call(new Sink(), clock, 1_000);
+    ep.submit(answered);
+    ep.submit(timedOut);
+    await turn();
+    const holderOf = (c: Call) => factory.links.find((l) => l.sent.some((r) => r.id === c.id))!;
+    clock.advance(2);
+    holderOf(answered).events.onFrames([{ t: 'result', id: answered.id, body: new Uint8Array(), contentType: 'application/json' }]);
+    clock.advance(1_100);
+    const latency = (link: FakeLink) => ep.replicas.find((r) => r.link === link)!.latencyMs;
+    assert.ok(latency(holderOf(timedOut)) >= 100, `the silent replica measures ${latency(holderOf(timedOut))} ms`);
+    assert.ok(latency(holderOf(timedOut)) > 10 * latency(holderOf(answered)));
+    await ep.close();
+  });
+
+  test('repeated deaths back off; meanwhile requests get 503 SY_NO_REPLICA with Retry-After at once', async () => {
+    const clock = new FakeClock();
+    const factory = new Factory();
+    const ep = endpoint({}, factory, clock);
+    ep.reconcile();
+    await turn();
+    factory.links[0]!.events.onLost('worker thread exited');
+    assert.equal(factory.links.length, 2, 'the first death is replaced at once');
+    await turn();
+    factory.links[1]!.events.onLost('worker thread exited');
+    assert.equal(factory.links.length, 2, 'the second waits');
+    const sink = new Sink();
+    ep.submit(call(sink, clock));
+    assert.deepEqual(sink.errors.map((e) => [e.code, e.status, e.retryAfterS]), [['SY_NO_REPLICA', 503, 1]]);
+    assert.equal(ep.queued, 0);
+    clock.advance(500);
+    assert.equal(factory.links.length, 3, 'restarted after 0.5 s');
+    await turn();
+    const waiting = new Sink();
+    ep.submit(call(waiting, clock));
+    assert.equal(waiting.errors.length, 0, 'a ready replica serves again');
+    await ep.close();
+  });
+
+  test('the death backoff grows and forgets deaths outside its window', () => {
+    assert.deepEqual([1, 2, 3, 4, 5, 20].map(deathBackoffMs), [0, 500, 1_000, 2_000, 4_000, 30_000]);
+    let now = 0;
+    const backoff = new RestartBackoff(() => now);
+    backoff.died();
+    assert.equal(backoff.waitMs(), 0);
+    backoff.died();
+    assert.equal(backoff.waitMs(), 500);
+    now += DEATH_WINDOW_MS + 1;
+    backoff.died();
+    assert.equal(backoff.waitMs(), 0, 'a death after a quiet window is a first death again');
   });
 });

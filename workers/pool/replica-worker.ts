@@ -5,7 +5,13 @@
  * batched per turn of this thread. A piscina task per request would cost ~32 µs of CPU each.
  *
  * Cancellation is cooperative: a `cancel` aborts the request's AbortSignal and stops its stream
- * generator. Streams are credit-based: the replica sends at most `credit` chunks ahead of what
+ * generator, and is confirmed at once with a `cancelled` frame, so the gateway knows this thread's
+ * event loop still runs (one that never confirms is terminated and replaced).
+ *
+ * A promise the predictor rejects with no handler is reported (a `fault` frame: the gateway logs and
+ * counts it) and the thread keeps serving: it says nothing about the other requests on this
+ * replica, which would all be lost if it killed the thread. An uncaught exception still ends the
+ * thread, because it can leave the predictor's state half-changed. Streams are credit-based: the replica sends at most `credit` chunks ahead of what
  * the gateway has written to the client, so a slow reader pauses the generator.
  */
 import { mkdirSync } from 'node:fs';
@@ -73,6 +79,7 @@ function onMessage(bytes: Uint8Array): void {
     return;
   }
   const raw = msg;
+  if (raw.t === 'cancel') emit({ t: 'cancelled', id: raw.id });
   const entry = active.get(raw.id);
   if (!entry) return;
   if (raw.t === 'cancel') {
@@ -240,8 +247,14 @@ async function* withReturnValue(iterable: AsyncIterable<unknown> | Iterable<unkn
   into.value = yield* iterable as AsyncIterable<unknown>;
 }
 
+function onUnhandledRejection(reason: unknown): void {
+  const message = reason instanceof Error ? reason.message : String(reason);
+  emit({ t: 'fault', id: 0, kind: 'unhandled_rejection', message });
+}
+
 async function setup(task: SetupTask): Promise<void> {
   setupTask = task;
+  process.on('unhandledRejection', onUnhandledRejection);
   mkdirSync(task.outputDir, { recursive: true });
   predictor = await loadPredictor({ predictorPath: task.predictorPath, modelPath: task.modelPath });
   if (typeof predictor.setup === 'function') {

@@ -11,7 +11,7 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { fromWire } from '../protocol/errors.js';
 import { postPacked, unpack, type ControlMessage, type ReplyBatch, type RequestEnvelope } from '../protocol/envelopes.js';
-import type { ReplicaLink, ReplicaLinkEvents, ReplicaPlacement } from '../protocol/link.js';
+import type { ReplicaLink, ReplicaLinkEvents, ReplicaPlacement, StopOptions } from '../protocol/link.js';
 import type { SetupTask, TaskResult } from './replica-worker.js';
 
 export interface ReplicaSpec {
@@ -32,6 +32,8 @@ export class ThreadReplicaLink implements ReplicaLink {
   readonly device: string;
   readonly node: string;
   readonly region: string;
+  /** The worker answers each cancel as it reads it: no answer means its event loop is stuck. */
+  readonly confirmsCancels = true;
   private pool: Piscina | undefined;
   private port: MessagePort | undefined;
   private stopping = false;
@@ -101,12 +103,13 @@ export class ThreadReplicaLink implements ReplicaLink {
     postPacked(this.port, msg);
   }
 
-  async stop(): Promise<void> {
+  /** `now`: terminate the thread without asking it to tear down (it works even on a thread stuck in a loop). */
+  async stop(options: StopOptions = {}): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     const pool = this.pool;
     if (!pool) return;
-    if (!this.lost) {
+    if (!this.lost && !options.now) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         pool.run({ op: 'stop' }).catch(() => undefined),

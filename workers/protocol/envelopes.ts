@@ -98,7 +98,18 @@ export type ReplyFrame =
   | { t: 'chunk'; id: number; data: Uint8Array; cp?: unknown }
   /** The stream ended; `value` is what predictStream returned, when anything (e.g. OpenAI usage). */
   | { t: 'end'; id: number; value?: unknown }
-  | { t: 'error'; id: number; error: WireError };
+  | { t: 'error'; id: number; error: WireError }
+  /**
+   * The replica received the cancel for request `id` (sent for every cancel, whether or not the
+   * request was still running): its thread is alive. A replica that does not confirm the cancel of
+   * a request past its deadline within the endpoint's `abort_grace_ms` is wedged and replaced.
+   */
+  | { t: 'cancelled'; id: number }
+  /**
+   * Something went wrong inside the replica outside any request (`id` is 0), which it survived:
+   * a promise the predictor rejected with no handler. The gateway logs and counts it.
+   */
+  | { t: 'fault'; id: number; kind: 'unhandled_rejection'; message: string };
 
 export interface ReplyBatch {
   frames: ReplyFrame[];

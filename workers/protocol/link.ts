@@ -22,12 +22,23 @@ export interface ReplicaLinkEvents {
   onLost(reason: string): void;
 }
 
+export interface StopOptions {
+  /** Do not wait for the replica to finish or tear down: end it at once (a wedged thread is terminated). */
+  now?: boolean;
+}
+
 export interface ReplicaLink extends ReplicaPlacement {
+  /**
+   * True when the replica answers every cancel with a `cancelled` frame promptly, so one that does
+   * not is known to be stuck (a local thread). Remote links, whose confirmations ride a network,
+   * leave it unset.
+   */
+  readonly confirmsCancels?: boolean;
   /** Loads and warms the model; resolves once the replica can take traffic. */
   start(events: ReplicaLinkEvents): Promise<void>;
   /** Sends requests (a batch per event-loop turn). Never throws; failures come back as frames or onLost. */
   send(reqs: RequestEnvelope[]): void;
   control(msg: ControlMessage): void;
   /** Ends the replica. Call after its in-flight requests finished (drain) or to give up on them. */
-  stop(): Promise<void>;
+  stop(options?: StopOptions): Promise<void>;
 }
