@@ -238,7 +238,7 @@ export class Endpoint implements ScalableEndpoint {
       return;
     }
     if (this.clusterDown && !this.servesLocally()) {
-      this.fail(call, clusterUnavailable(this.name));
+      this.refuse(call, clusterUnavailable(this.name));
       return;
     }
     const cold = this.replicaSet.live === 0;
