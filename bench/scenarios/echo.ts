@@ -1,6 +1,6 @@
 /**
  * Unary echo: the same small JSON POST against the gateway and every baseline. The ratio is to raw
- * uWS, the ceiling of this stack on this machine; the FastAPI rows are the reference system's
+ * uWS, the ceiling of this stack on this machine; the FastAPI rows are TensorOpera Deploy's
  * architecture.
  */
 import type { HttpPlan, Scenario } from './index.js';

@@ -1,5 +1,5 @@
 /**
- * The file-response example, after the reference system's image generator: it draws a PNG from
+ * The file-response example, after TensorOpera Deploy's image generator: it draws a PNG from
  * its input and, when the client sent `Accept: image/png` (the endpoint declares
  * `produces: [image/png]`), writes it into its output folder and returns the path; the gateway
  * sends the file's bytes. Without that Accept it answers the PNG as a base64 string in JSON.

@@ -1,5 +1,5 @@
 /**
- * The streaming example, after the reference system's: it answers a question in numbered chunks,
+ * The streaming example, after TensorOpera Deploy's: it answers a question in numbered chunks,
  * one per interval. `{"text": "...", "stream": true}` streams the chunks as they come; without
  * `"stream"` the whole answer comes back at once as JSON.
  *

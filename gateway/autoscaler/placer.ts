@@ -20,15 +20,10 @@ export interface PlacementCandidate {
 
 export interface PlacementRequest {
   readonly count: number;
-  /** Device kinds in order of preference; "cuda" accepts any "cuda:N". */
+  /** Devices in order of preference, as an endpoint's `devices:` names them (cpu, cuda:N, coreml). */
   readonly devicePreference: readonly string[];
   /** Regions in order of preference; others come after, in no particular order among themselves. */
   readonly regionPreference?: readonly string[];
-}
-
-/** Whether a device satisfies one entry of a device preference list. */
-export function deviceMatches(preference: string, device: string): boolean {
-  return preference === device || (preference === 'cuda' && /^cuda:\d+$/.test(device));
 }
 
 /**
@@ -48,7 +43,7 @@ export function placeReplicas(request: PlacementRequest, candidates: readonly Pl
   const placed: PlacementCandidate[] = [];
 
   for (const preference of request.devicePreference) {
-    const matching = slots.filter((slot) => deviceMatches(preference, slot.candidate.device));
+    const matching = slots.filter((slot) => slot.candidate.device === preference);
     while (placed.length < request.count) {
       let best: (typeof slots)[number] | undefined;
       for (const slot of matching) {

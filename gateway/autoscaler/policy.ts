@@ -3,7 +3,7 @@
  * count, the previous state) to a desired replica count and the next state. The clock comes in
  * through `ctx.now`; nothing here reads time or keeps memory of its own.
  *
- * Semantics, after Ray Serve and Knative, with what the reference system lacks:
+ * Semantics, after Ray Serve and Knative, with what TensorOpera Deploy lacks:
  * - desired = ceil(window concurrency / target per replica), or the QPS equivalent when
  *   `target_qps_per_replica` is set (the larger wins); jumps any number of replicas at once.
  * - Scale-down waits until a lower count has been wanted for `scaledown_delay_secs`, and then goes
@@ -144,9 +144,9 @@ export function decideReplicas(ctx: PolicyContext): Decision {
 
   let decision: Decision;
   if (goal > effective) {
-    decision = delayed(ctx, effective, goal, 'up', demand + capped(wanted));
+    decision = delayedUp(ctx, effective, goal, demand + capped(wanted));
   } else if (goal < effective) {
-    decision = delayed(ctx, effective, goal, 'down', demand);
+    decision = delayedDown(ctx, effective, goal, demand);
   } else if (wanted > knobs.max_replicas) {
     decision = { desired: effective, reason: 'bounds', detail: `${demand}, held at max_replicas ${knobs.max_replicas}${outOfBounds}`, state: INITIAL_POLICY_STATE };
   } else {
@@ -160,33 +160,29 @@ export function decideReplicas(ctx: PolicyContext): Decision {
 }
 
 /**
- * The delay rule for one direction: a count beyond `effective` must have been wanted for the
- * whole delay; the move then goes only as far as every moment of the delay agreed on.
+ * Scale-up: a count above `effective` must have been wanted for the whole delay; the move then
+ * goes only as far as every moment of the delay agreed on (the lowest count wanted in it).
  */
-function delayed(ctx: PolicyContext, effective: number, goal: number, direction: 'up' | 'down', demand: string): Decision {
-  if (direction === 'down') return delayedDown(ctx, effective, goal, demand);
+function delayedUp(ctx: PolicyContext, effective: number, goal: number, demand: string): Decision {
   const { now, knobs, state } = ctx;
-  const up = direction === 'up';
-  const delayMs = (up ? knobs.upscale_delay_secs : knobs.scaledown_delay_secs) * 1000;
-  const prevSince = up ? state.upSince : state.downSince;
-  const prevTarget = up ? state.upTarget : state.downTarget;
-  // A period still counts only while everything wanted in it lies beyond the current count
+  const delayMs = knobs.upscale_delay_secs * 1000;
+  // A period still counts only while everything wanted in it lies above the current count
   // (the count may have moved under it, e.g. when a replica died).
-  const continues = prevSince !== null && (up ? prevTarget > effective : prevTarget < effective);
-  const since = continues ? prevSince : now;
-  const agreed = continues ? (up ? Math.min(prevTarget, goal) : Math.max(prevTarget, goal)) : goal;
+  const continues = state.upSince !== null && state.upTarget > effective;
+  const since = continues ? state.upSince! : now;
+  const agreed = continues ? Math.min(state.upTarget, goal) : goal;
 
   if (now - since >= delayMs) {
     const held = delayMs > 0 ? ` held ${fmt((now - since) / 1000)}s` : '';
-    return { desired: agreed, reason: up ? 'scale_up' : 'scale_down', detail: `${demand};${held} ${effective} → ${agreed}`, state: INITIAL_POLICY_STATE };
+    return { desired: agreed, reason: 'scale_up', detail: `${demand};${held} ${effective} → ${agreed}`, state: INITIAL_POLICY_STATE };
   }
-  const wait = `${fmt((delayMs - (now - since)) / 1000)}s left of ${up ? 'upscale_delay_secs' : 'scaledown_delay_secs'} ${fmt(delayMs / 1000)}`;
+  const wait = `${fmt((delayMs - (now - since)) / 1000)}s left of upscale_delay_secs ${fmt(delayMs / 1000)}`;
   return {
     desired: effective,
-    reason: up ? 'delayed_up' : 'delayed_down',
+    reason: 'delayed_up',
     detail: `${demand}; wants ${agreed}, ${wait}`,
     // Only reached when calm, so panic state is empty.
-    state: up ? { ...INITIAL_POLICY_STATE, upSince: since, upTarget: agreed } : { ...INITIAL_POLICY_STATE, downSince: since, downTarget: agreed },
+    state: { ...INITIAL_POLICY_STATE, upSince: since, upTarget: agreed },
   };
 }
 

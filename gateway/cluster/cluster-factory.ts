@@ -12,7 +12,7 @@
  * the endpoint's reconcile.
  */
 import type { EndpointConfig } from '../config/schema.js';
-import { deviceMatches, placeReplicas, type PlacementCandidate } from '../autoscaler/placer.js';
+import { placeReplicas, type PlacementCandidate } from '../autoscaler/placer.js';
 import type { ReplicaFactory } from '../endpoints/endpoint.js';
 import { deviceCanHost, localDeviceLimit, localDevicesFor, LocalReplicaFactory, replicaSpecOf } from '../endpoints/local-replicas.js';
 import type { DeviceInfo } from '../../native/devices.js';
@@ -105,7 +105,7 @@ export class ClusterReplicaFactory implements ReplicaFactory {
 
   /** Every pool with room that the endpoint may use, as placer candidates. */
   private candidates(config: EndpointConfig): PlacementCandidate[] {
-    const wanted = (device: string) => config.devices.some((preference) => deviceMatches(preference, device));
+    const wanted = (device: string) => config.devices.includes(device);
     const candidates: PlacementCandidate[] = [];
     if (config.placement !== 'remote') {
       for (const device of localDevicesFor(config, this.localDevices)) {

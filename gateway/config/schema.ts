@@ -1,7 +1,7 @@
 /**
- * The one config schema: every field, its default and its bounds live here. `loadConfig` parses
- * YAML, validates against this, and freezes the result. Unknown fields are errors (`strict`).
- * Names follow the reference system where it has them (min_replicas, max_replicas,
+ * The one config schema: every field, its default and its bounds live here. `loadConfigFile` parses
+ * YAML and `validateConfig` checks a plain object against this (config/load.ts) and freezes the result. Unknown fields are errors (`strict`).
+ * Names follow TensorOpera Deploy where it has them (min_replicas, max_replicas,
  * window_size_secs, scaledown_delay_secs).
  */
 import { z } from 'zod';

@@ -26,9 +26,7 @@ export class Replica implements RoutableReplica {
   state: ReplicaState = 'starting';
   readonly calls = new Map<number, Call>();
   served = 0;
-  failures = 0;
   latencyMs = 1;
-  lastError: string | undefined;
   /** Its node missed heartbeats: route around it until it recovers. */
   suspect = false;
   /** A node agent's replica while the gateway's NATS connection is down: nothing reaches it. */

@@ -16,7 +16,7 @@
  */
 import { nuid } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
-import { placeReplicas, deviceMatches, type PlacementCandidate } from '../autoscaler/placer.js';
+import { placeReplicas, type PlacementCandidate } from '../autoscaler/placer.js';
 import { AutoscaleController, type ScalableEndpoint } from '../autoscaler/controller.js';
 import type { AutoscalingConfig } from '../config/schema.js';
 import type { RemoteCluster } from '../cluster/remote-link.js';
@@ -285,7 +285,7 @@ export class EndpointLeader {
         if (free <= 0) continue;
         for (const device of member.devices) {
           if (config.model !== undefined && device.onnx === false) continue;
-          if (config.devices.some((p) => deviceMatches(p, device.id))) candidates.push({ node: member.name, region: member.region, device: device.id, free });
+          if (config.devices.includes(device.id)) candidates.push({ node: member.name, region: member.region, device: device.id, free });
         }
       }
       const [pick] = placeReplicas({ count: 1, devicePreference: config.devices, regionPreference: config.regions }, candidates);

@@ -13,10 +13,6 @@ export class ApiKeys {
     this.digests = keys.map(digest);
   }
 
-  get required(): boolean {
-    return this.digests.length > 0;
-  }
-
   /** Throws SY_UNAUTHORIZED unless `authorization` is `Bearer <one of the keys>`. */
   check(authorization: string): void {
     if (this.digests.length === 0) return;

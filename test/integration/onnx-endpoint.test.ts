@@ -33,7 +33,7 @@ describe('the built-in ONNX predictor behind the gateway', () => {
     close(res.json.probs.data, ref.probs);
   });
 
-  test('the reference system\'s {"inputs": ...} wrapping works too', async () => {
+  test('TensorOpera Deploy\'s {"inputs": ...} wrapping works too', async () => {
     const x = [0.5, -1, 2, 0];
     const res = await postJson(`${gw.url}/inference/mlp`, { inputs: { x: { dims: [1, 4], type: 'float32', data: x } } });
     assert.equal(res.status, 200, res.text);

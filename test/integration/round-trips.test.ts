@@ -23,7 +23,7 @@ describe('request and response encodings', () => {
     assert.deepEqual(res.json, { text: 'hello', n: [1, 2.5, null], nested: { ok: true } });
   });
 
-  test('a body wrapped in "inputs" is unwrapped, as in the reference system', async () => {
+  test('a body wrapped in "inputs" is unwrapped, as in TensorOpera Deploy', async () => {
     const res = await postJson(`${gw.url}/inference/echo`, { inputs: { text: 'wrapped' } });
     assert.deepEqual(res.json, { text: 'wrapped' });
   });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { SwitchyardError } from '../../workers/protocol/errors.js';
-import { deviceMatches, placeReplicas, type PlacementCandidate } from '../../gateway/autoscaler/placer.js';
+import { placeReplicas, type PlacementCandidate } from '../../gateway/autoscaler/placer.js';
 
 const pool = (node: string, region: string, device: string, free: number): PlacementCandidate => ({ node, region, device, free });
 const where = (placed: PlacementCandidate[]): string[] => placed.map((c) => `${c.node}/${c.device}`);
@@ -22,21 +22,19 @@ describe('placeReplicas', () => {
     assert.deepEqual(where(placed), ['local/cpu', 'local/cpu']);
   });
 
-  test('"cuda:N" matches exactly; a generic "cuda" matches any cuda:N and spreads by room', () => {
+  test('"cuda:N" matches that GPU alone', () => {
     const cuda0 = pool('local', 'local', 'cuda:0', 2);
     const cuda1 = pool('local', 'local', 'cuda:1', 3);
+    const cuda10 = pool('local', 'local', 'cuda:10', 9);
     const cpu = pool('local', 'local', 'cpu', 8);
-    assert.deepEqual(where(placeReplicas({ count: 3, devicePreference: ['cuda:1'] }, [cuda0, cuda1, cpu])), ['local/cuda:1', 'local/cuda:1', 'local/cuda:1']);
-    assert.deepEqual(where(placeReplicas({ count: 4, devicePreference: ['cuda'] }, [cuda0, cuda1, cpu])), [
+    assert.deepEqual(where(placeReplicas({ count: 3, devicePreference: ['cuda:1'] }, [cuda0, cuda10, cuda1, cpu])), ['local/cuda:1', 'local/cuda:1', 'local/cuda:1']);
+    assert.deepEqual(where(placeReplicas({ count: 5, devicePreference: ['cuda:1', 'cuda:0'] }, [cuda0, cuda10, cuda1, cpu])), [
+      'local/cuda:1',
+      'local/cuda:1',
       'local/cuda:1',
       'local/cuda:0',
-      'local/cuda:1',
       'local/cuda:0',
     ]);
-    assert.ok(deviceMatches('cuda', 'cuda:12'));
-    assert.ok(!deviceMatches('cuda', 'cpu'));
-    assert.ok(!deviceMatches('cuda:1', 'cuda:10'));
-    assert.ok(!deviceMatches('cpu', 'coreml'));
   });
 
   test('within a kind, preferred regions first, then the pool with the most room', () => {
@@ -53,7 +51,7 @@ describe('placeReplicas', () => {
   test('device preference outranks region preference', () => {
     const remoteGpu = pool('gpu-box', 'us', 'cuda:0', 1);
     const localCpu = pool('local', 'eu', 'cpu', 4);
-    const placed = placeReplicas({ count: 2, devicePreference: ['cuda', 'cpu'], regionPreference: ['eu'] }, [localCpu, remoteGpu]);
+    const placed = placeReplicas({ count: 2, devicePreference: ['cuda:0', 'cpu'], regionPreference: ['eu'] }, [localCpu, remoteGpu]);
     assert.deepEqual(where(placed), ['gpu-box/cuda:0', 'local/cpu']);
   });
 
@@ -66,7 +64,7 @@ describe('placeReplicas', () => {
   test('places fewer than asked when room runs out, and returns the candidate objects', () => {
     const a = pool('local', 'local', 'cpu', 1);
     const b = pool('local', 'local', 'cuda:0', 1);
-    const placed = placeReplicas({ count: 5, devicePreference: ['cuda', 'cpu', 'coreml'] }, [a, b]);
+    const placed = placeReplicas({ count: 5, devicePreference: ['cuda:0', 'cpu', 'coreml'] }, [a, b]);
     assert.equal(placed.length, 2);
     assert.equal(placed[0], b);
     assert.equal(placed[1], a);

@@ -34,14 +34,6 @@ export function isSubjectToken(value: unknown): value is string {
   return typeof value === 'string' && TOKEN.test(value);
 }
 
-/** Throws a message that names the option when `value` cannot be one subject token. */
-export function assertSubjectToken(value: string, what: string): string {
-  if (!isSubjectToken(value)) {
-    throw new TypeError(`${what} must be 1-64 letters, digits, "_" or "-" (got ${JSON.stringify(value)})`);
-  }
-  return value;
-}
-
 export interface ClusterSubjects {
   readonly prefix: string;
   readonly announce: string;

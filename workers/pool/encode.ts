@@ -86,7 +86,7 @@ export function decodeBody(body: Uint8Array | undefined, bodyType: 'json' | 'msg
   return unwrap(parsed);
 }
 
-/** `{"inputs": X, "stream": true}` → X, as the reference system accepts; `"stream"` is read either way. */
+/** `{"inputs": X, "stream": true}` → X, as TensorOpera Deploy accepts; `"stream"` is read either way. */
 export function unwrap(parsed: unknown): DecodedBody {
   if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
     const obj = parsed as Record<string, unknown>;
@@ -100,10 +100,6 @@ export function unwrap(parsed: unknown): DecodedBody {
     return { input: obj, stream };
   }
   return { input: parsed, stream: false };
-}
-
-export function isBytes(value: unknown): value is Uint8Array | ArrayBuffer {
-  return value instanceof Uint8Array || value instanceof ArrayBuffer;
 }
 
 export function encodeResult(value: unknown, encoding: ResponseEncoding): { body: Uint8Array; contentType: string } {

@@ -6,7 +6,7 @@
 
 export interface ErrorSpec {
   readonly status: number;
-  /** What the code means, for the README and `GET /v1/errors`. */
+  /** What the code means, as the README's error table says it. */
   readonly doc: string;
   /** Whether a unary request that failed with this code may be retried on another replica. */
   readonly retryable?: boolean;
