@@ -1,5 +1,6 @@
 /** `switchyard node ...`: flags to NodeAgentOptions, then the agent runs until SIGTERM/SIGINT or until NATS closes for good. */
 import { InvalidArgumentError, type Command } from 'commander';
+import { DEFAULT_SUBJECT_PREFIX } from '../../workers/cluster/subjects.js';
 // The agent (and NATS, piscina) loads when the command runs, not for every switchyard command.
 const loadAgent = () => import('../../workers/node/agent.js');
 
@@ -26,7 +27,7 @@ export function registerNodeCommand(program: Command): Command {
     .option('--tls-ca <file>', 'CA to verify the NATS server (enables TLS)')
     .option('--tls-cert <file>', 'client certificate for TLS')
     .option('--tls-key <file>', 'client key for TLS')
-    .option('--prefix <prefix>', 'subject prefix shared with the gateway', 'switchyard')
+    .option('--prefix <prefix>', 'subject prefix shared with the gateway', DEFAULT_SUBJECT_PREFIX)
     .option('--work-dir <dir>', 'artifact cache and output folder')
     .option('--max-replicas <n>', 'replicas this node hosts at once', positiveInt)
     .action(async (o: Record<string, string | number | undefined>) => {

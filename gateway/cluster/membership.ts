@@ -13,7 +13,7 @@
  */
 import type { DeviceInfo } from '../../native/devices.js';
 import type { ClusterConfig } from '../config/schema.js';
-import type { NodeAnnounce, NodeHeartbeat, NodeLeave } from '../../workers/cluster/subjects.js';
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, type NodeAnnounce, type NodeHeartbeat, type NodeLeave } from '../../workers/cluster/subjects.js';
 
 export interface MembershipTimings {
   /** How often nodes heartbeat. */
@@ -25,7 +25,7 @@ export interface MembershipTimings {
 }
 
 export const DEFAULT_MEMBERSHIP_TIMINGS: Readonly<MembershipTimings> = Object.freeze({
-  heartbeatIntervalMs: 250,
+  heartbeatIntervalMs: DEFAULT_HEARTBEAT_INTERVAL_MS,
   suspectAfterMissed: 3,
   deadAfterMs: 1_000,
 });

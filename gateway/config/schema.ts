@@ -5,6 +5,7 @@
  * window_size_secs, scaledown_delay_secs).
  */
 import { z } from 'zod';
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_SUBJECT_PREFIX } from '../../workers/cluster/subjects.js';
 import { DEVICE_PATTERN } from '../../native/devices.js';
 
 const positiveInt = z.number().int().positive();
@@ -170,7 +171,7 @@ export const clusterSchema = z
     prefix: z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$/, 'must be dot-separated tokens of letters, digits, "_" or "-"')
-      .default('switchyard'),
+      .default(DEFAULT_SUBJECT_PREFIX),
     token: z.string().min(1).optional(),
     user: z.string().min(1).optional(),
     password: z.string().min(1).optional(),
@@ -196,7 +197,7 @@ export const clusterSchema = z
       .strict()
       .optional(),
     /** How often nodes are expected to heartbeat. */
-    heartbeat_interval_ms: positiveInt.default(250),
+    heartbeat_interval_ms: positiveInt.default(DEFAULT_HEARTBEAT_INTERVAL_MS),
     /** A node that missed this many heartbeats is suspect: no new work goes to it. */
     suspect_after_missed: positiveInt.default(3),
     /** A node silent this long is dead: its replicas are lost and re-placed. */

@@ -26,6 +26,8 @@ import type { WireError } from '../protocol/errors.js';
 import type { ReplyFrame, RequestEnvelope } from '../protocol/envelopes.js';
 
 export const DEFAULT_SUBJECT_PREFIX = 'switchyard';
+/** How often a node heartbeats unless told otherwise; gateways expect this interval by default. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 250;
 
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 const PREFIX = /^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$/;

@@ -19,6 +19,7 @@ import { ArtifactStore } from '../cluster/artifacts.js';
 import { materializeBundle, type PackageLocator } from '../cluster/bundles.js';
 import { ClusterConnection, FragmentAssembler, type ClusterAuthOptions } from '../cluster/connection.js';
 import {
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
   isSubjectToken,
   replicaSubjectParts,
   type NodeAnnounce,
@@ -146,6 +147,10 @@ export class NodeAgent {
     return this.opts.maxReplicas ?? this.devices.find((d) => d.kind === 'cpu')?.cores ?? 1;
   }
 
+  get heartbeatIntervalMs(): number {
+    return this.opts.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+  }
+
   get isClosing(): boolean {
     return this.closing !== undefined;
   }
@@ -186,8 +191,7 @@ export class NodeAgent {
       if (status.type === 'reconnected') this.announce();
       if (status.type === 'closed' && !this.closing) void this.stopAll('the node lost its NATS connection for good');
     });
-    const interval = this.opts.heartbeatIntervalMs ?? 250;
-    this.heartbeatTimer = setInterval(() => this.heartbeat(), interval);
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.heartbeatIntervalMs);
     this.announce();
     this.log('node up', { name: this.name, region: this.region, incarnation: this.incarnation, devices: this.devices.map((d) => d.id) });
   }
@@ -199,7 +203,7 @@ export class NodeAgent {
       region: this.region,
       devices: [...this.devices],
       maxReplicas: this.maxReplicas,
-      heartbeatIntervalMs: this.opts.heartbeatIntervalMs ?? 250,
+      heartbeatIntervalMs: this.heartbeatIntervalMs,
     };
     this.connection.publish(this.connection.subjects.announce, pack(msg));
   }
