@@ -24,6 +24,7 @@ import { Endpoint, type EndpointObserver, type ReplicaFactory } from './endpoint
 import { Federation } from './federation/federation.js';
 import { LocalReplicaFactory, localPlacementProblem } from './endpoints/local-replicas.js';
 import { installRoutes } from './http/app.js';
+import { CLOSE_GOING_AWAY, type OpenWebSockets } from './http/websocket.js';
 import { StallWatch } from './http/stall-watch.js';
 import { GatewayMetrics } from './metrics/metrics.js';
 
@@ -112,6 +113,7 @@ export class Gateway {
   readonly log: Logger;
   port = 0;
   private listenSocket: us_listen_socket | undefined;
+  private webSockets: OpenWebSockets | undefined;
   private draining = false;
   private readonly stalls: StallWatch;
   private readonly startedAt = Date.now();
@@ -222,7 +224,7 @@ export class Gateway {
   private listen(): Promise<void> {
     const { uws } = this.uws;
     const app = uws.App();
-    installRoutes(app, {
+    this.webSockets = installRoutes(app, {
       endpoints: this.endpoints,
       budget: { maxInFlight: this.config.server.ws_max_in_flight, maxBufferedBytes: this.config.server.ws_max_buffered_bytes, stalls: this.stalls },
       region: this.config.server.region,
@@ -357,6 +359,8 @@ export class Gateway {
       this.listenSocket = undefined;
     }
     await Promise.all([...this.endpoints.values()].map((ep) => ep.drain(graceMs)));
+    // Requests on them are answered by now: sockets close with a code, not a dropped connection.
+    this.webSockets?.closeAll(CLOSE_GOING_AWAY, 'the gateway is shutting down');
     await Promise.all([...this.endpoints.values()].map((ep) => ep.close()));
     await this.closeCluster();
     this.stalls.close();

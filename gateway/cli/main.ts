@@ -86,9 +86,12 @@ async function serve(opts: ServeOptions): Promise<void> {
     if (!config.cluster.federation) config = validateConfig({ ...config, cluster: { ...config.cluster, federation: {} } });
   }
   const gateway = await Gateway.start(config, { port: opts.port, host: opts.host });
-  const shown = (opts.host ?? config.server.host) === '0.0.0.0' ? '127.0.0.1' : (opts.host ?? config.server.host);
-  const base = `http://${shown}:${gateway.port}`;
-  console.log(`switchyard listening on ${base}`);
+  // The address really bound; on every interface, also one that reaches it from this machine.
+  const host = opts.host ?? config.server.host;
+  const bound = `http://${host.includes(':') ? `[${host}]` : host}:${gateway.port}`;
+  const everyInterface = host === '0.0.0.0' || host === '::';
+  const base = everyInterface ? `http://127.0.0.1:${gateway.port}` : bound;
+  console.log(`switchyard listening on ${bound}${everyInterface ? ` (every interface; from this machine: ${base})` : ''}`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -15,7 +15,7 @@ import { bodyTypeOf, negotiate } from './negotiate.js';
 import { endpointFor } from './endpoint-for.js';
 import { CONFLICTING_LENGTH_MESSAGE, hasConflictingLength } from './request-framing.js';
 import { answerWithoutBody, writeError, writeJson, writeText } from './respond.js';
-import { installWebSocket } from './websocket.js';
+import { installWebSocket, type OpenWebSockets } from './websocket.js';
 import { CorsPolicies, withCors } from './cors.js';
 import { requestLimits, type RequestLimits } from './request-limits.js';
 import { buildCall, requestOrigin } from './request-builder.js';
@@ -50,7 +50,8 @@ const KNOWN_ROUTES: Array<[RegExp, string]> = [
   [/^\/v1\/endpoints$/, 'GET'],
 ];
 
-export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
+/** Installs every route; what it returns closes the open WebSockets at shutdown. */
+export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): OpenWebSockets {
   const app = withCors(uwsApp, new CorsPolicies(ctx.cors, [...ctx.endpoints].map(([name, ep]) => [name, ep.config.cors])));
   const keys = new EndpointKeys(ctx.endpoints);
 
@@ -147,7 +148,7 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
     );
   });
 
-  installWebSocket(app, {
+  const webSockets = installWebSocket(app, {
     endpoints: ctx.endpoints,
     keys,
     region: ctx.region,
@@ -167,6 +168,7 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): void {
     if (hasConflictingLength(req)) refuseAmbiguousLength(res);
     else answerUnrouted(res, req, req.getCaseSensitiveMethod().toUpperCase());
   });
+  return webSockets;
 }
 
 /** 405 with Allow on a known route, else 404. */

@@ -283,7 +283,7 @@ class WsConnection {
   }
 
   /** Ends the socket with `code`; the close handler cancels its requests. */
-  private shut(code: number, reason: string): void {
+  shut(code: number, reason: string): void {
     const ws = this.ws;
     if (!this.open || !ws) return;
     // Close reasons are limited to 123 bytes.
@@ -307,7 +307,16 @@ class WsConnection {
   }
 }
 
-export function installWebSocket(app: TemplatedApp, ctx: WebSocketContext): void {
+/** Close code for a server going away (RFC 6455 §7.4.1). */
+export const CLOSE_GOING_AWAY = 1001;
+
+/** The open sockets, so shutdown can close them with a code rather than let them drop. */
+export interface OpenWebSockets {
+  closeAll(code: number, reason: string): void;
+}
+
+export function installWebSocket(app: TemplatedApp, ctx: WebSocketContext): OpenWebSockets {
+  const open = new Set<WsConnection>();
   let maxPayloadLength = ctx.maxBodyBytes;
   for (const endpoint of ctx.endpoints.values()) maxPayloadLength = Math.max(maxPayloadLength, endpoint.config.max_body_bytes ?? ctx.maxBodyBytes);
 
@@ -340,9 +349,23 @@ export function installWebSocket(app: TemplatedApp, ctx: WebSocketContext): void
         context,
       );
     },
-    open: (ws) => ws.getUserData().connection.attach(ws),
+    open: (ws) => {
+      const { connection } = ws.getUserData();
+      open.add(connection);
+      connection.attach(ws);
+    },
     message: (ws, message, isBinary) => ws.getUserData().connection.receive(message, isBinary),
     drain: (ws) => ws.getUserData().connection.drained(),
-    close: (ws) => ws.getUserData().connection.closed(),
+    close: (ws) => {
+      const { connection } = ws.getUserData();
+      open.delete(connection);
+      connection.closed();
+    },
   });
+  return {
+    closeAll(code, reason) {
+      for (const connection of [...open]) connection.shut(code, reason);
+      open.clear();
+    },
+  };
 }

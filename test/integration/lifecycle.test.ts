@@ -5,6 +5,7 @@ import path from 'node:path';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { describe, test } from 'node:test';
+import WebSocket from 'ws';
 import { fixture, postJson, repoRoot, startGateway, tempDir, waitFor } from '../helpers/gateway.js';
 
 describe('replica lifecycle', () => {
@@ -114,5 +115,29 @@ describe('SIGTERM', () => {
     const [code] = await exited;
     assert.equal(code, 0);
     await assert.rejects(fetch(`${url}/healthz`), 'the port is closed after exit');
+  });
+
+  test('the start-up line names the address bound; open WebSockets close with 1001', async () => {
+    const dir = tempDir();
+    const config = path.join(dir, 'switchyard.yaml');
+    // No host: the default, every interface.
+    writeFileSync(config, `server:\n  log_level: warn\nendpoints:\n  b:\n    predictor: ${fixture('behaviours')}\n`);
+    const child = spawn(process.execPath, [path.join(repoRoot, 'dist/gateway/cli/main.js'), 'serve', '--config', config, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = once(child, 'exit');
+    let listening = '';
+    for await (const line of createInterface({ input: child.stdout! })) {
+      if (line.includes('listening on')) listening = line;
+      if (line.startsWith('ready:')) break;
+    }
+    const m = /^switchyard listening on http:\/\/0\.0\.0\.0:(\d+) \(every interface; from this machine: (http:\/\/127\.0\.0\.1:(\d+))\)$/.exec(listening);
+    assert.ok(m, `the line names the address bound: ${listening}`);
+    assert.equal(m[1], m[3]);
+    const ws = new WebSocket(`${m[2]!.replace('http', 'ws')}/inference/b`);
+    await once(ws, 'open');
+    const closed = once(ws, 'close');
+    child.kill('SIGTERM');
+    const [code, reason] = (await closed) as [number, Buffer];
+    assert.equal(code, 1001, `closed with ${code} ${reason.toString()}`);
+    assert.equal((await exited)[0], 0);
   });
 });
