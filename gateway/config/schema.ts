@@ -133,6 +133,16 @@ export const endpointSchema = z
     stream_timeouts: streamTimeoutsSchema.default({}),
     /** Serve this endpoint on the OpenAI-compatible routes under this model name (docs/clients.md). */
     openai: openaiSchema.optional(),
+    /** Client reconnection to streams (docs/streaming.md); off while grace_ms is 0. */
+    stream_reconnect: z
+      .object({
+        /** How long a stream waits for its client to come back after its connection went away (0: cancel at once). */
+        grace_ms: nonNegativeInt.default(0),
+        /** Bytes of a stream's most recent chunks kept for a replay, per stream. */
+        tail_bytes: positiveInt.default(1024 * 1024),
+      })
+      .strict()
+      .default({ grace_ms: 0, tail_bytes: 1024 * 1024 }),
   })
   .strict()
   .refine((e) => (e.predictor === undefined) !== (e.model === undefined), {

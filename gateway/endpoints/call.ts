@@ -44,6 +44,8 @@ export class Call {
   resumable: StreamResumability | undefined;
   /** The last checkpoint the predictor attached, with the seq of its chunk. */
   checkpoint: { seq: number; value: unknown } | undefined;
+  /** Acknowledgements still to come that return no credit: chunks replayed to a reconnected client that its old connection had taken. */
+  creditDebt = 0;
   /** Times the stream moved to another replica after its replica died. */
   resumes = 0;
   /** The request's own time limit (its deadline minus its arrival); a resume gets it again. */
@@ -54,7 +56,8 @@ export class Call {
 
   constructor(
     readonly env: RequestEnvelope,
-    readonly sink: CallSink,
+    /** The transport's sink, or a relay in front of it (stream-reconnect.ts). */
+    public sink: CallSink,
     /** Regions to prefer, in order (the client's, then the gateway's). */
     readonly regions: readonly string[],
     startedAt: number,

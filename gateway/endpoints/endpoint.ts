@@ -25,7 +25,7 @@ import type { ScalingSignals } from '../autoscaler/signals.js';
 import { isRetryable, SwitchyardError } from '../../workers/protocol/errors.js';
 import { ConcurrencyTracker } from '../autoscaler/concurrency-tracker.js';
 import { AdmissionQueue } from './admission-queue.js';
-import type { Call } from './call.js';
+import type { Call, CallSink } from './call.js';
 import { systemClock, type Clock } from './clock.js';
 import { DeadlineSweep } from './deadline-sweep.js';
 import type { Replica } from './replica.js';
@@ -33,6 +33,7 @@ import { ReplicaSet, type NodeChange, type ReplacementReason, type ReplicaFactor
 import { ReplyDispatcher, type CallOutcomes } from './reply-dispatcher.js';
 import { STREAM_TIMEOUT_MESSAGES, StreamWatch, streamTimeoutsFor } from './stream-deadlines.js';
 import { canResume, prepareResume } from './stream-resume.js';
+import { StreamRegistry } from './stream-reconnect.js';
 
 export type { ReplicaFactory } from './replica-set.js';
 
@@ -94,6 +95,8 @@ export class Endpoint implements ScalableEndpoint {
   /** The gateway's NATS connection is down: node agents' replicas are out of reach. */
   private clusterDown = false;
   private unhandledRejections = 0;
+  /** Streams a client may reconnect to (endpoints with stream_reconnect.grace_ms). */
+  readonly reconnect: StreamRegistry | undefined;
   /** Called when a request arrives and no replica is live (scale from zero). */
   onColdStart: (() => void) | undefined;
 
@@ -105,6 +108,8 @@ export class Endpoint implements ScalableEndpoint {
     private readonly clock: Clock = systemClock,
   ) {
     this.tracker = new ConcurrencyTracker(() => clock.now());
+    const { grace_ms, tail_bytes } = config.stream_reconnect;
+    this.reconnect = grace_ms > 0 ? new StreamRegistry({ graceMs: grace_ms, tailBytes: tail_bytes }, this) : undefined;
     this.queue = new AdmissionQueue(this.tracker);
     const outcomes: CallOutcomes = {
       release: (call, replica, learnAt) => this.release(call, replica, learnAt),
@@ -222,6 +227,7 @@ export class Endpoint implements ScalableEndpoint {
   // ---- admission -------------------------------------------------------------------------
 
   submit(call: Call): void {
+    this.reconnect?.wrap(call);
     if (this.closed) {
       this.refuse(call, new SwitchyardError('SY_SHUTTING_DOWN', 'the gateway is shutting down'));
       return;
@@ -261,6 +267,11 @@ export class Endpoint implements ScalableEndpoint {
   }
 
   /** The client went away or cancelled: stop the work, answer nothing. */
+  /** `sink`'s client went away: its stream waits for a reconnect where the endpoint allows it, else is cancelled. */
+  leave(call: Call, sink: CallSink): void {
+    if (!this.reconnect?.detach(call, sink)) this.cancel(call);
+  }
+
   cancel(call: Call): void {
     if (call.state === 'done') return;
     const replica = call.replica;

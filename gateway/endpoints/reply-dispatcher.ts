@@ -108,6 +108,12 @@ export class ReplyDispatcher {
   /** The sink wrote a stream chunk to its client: return credit to the replica. */
   ack(call: Call): void {
     if (call.state !== 'streaming' || !call.replica) return;
+    if (call.creditDebt > 0) {
+      // A chunk replayed to a reconnected client that its old connection had taken: no credit again.
+      call.unacked--;
+      call.creditDebt--;
+      return;
+    }
     // One credit per acknowledged chunk, returned in batches: the replica never runs further
     // ahead of the client than its initial credit.
     const credit = chunkTaken(call);

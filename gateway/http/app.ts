@@ -20,6 +20,7 @@ import { CorsPolicies, withCors } from './cors.js';
 import { requestLimits, type RequestLimits } from './request-limits.js';
 import { buildCall, requestOrigin } from './request-builder.js';
 import { installEventSource } from './event-source.js';
+import { installStreamResume } from './stream-resume-route.js';
 import { installOpenInference } from './oip-v2.js';
 import { installOpenAi } from './openai.js';
 import type { CorsConfig } from '../config/schema.js';
@@ -40,6 +41,7 @@ export interface AppContext {
 
 const KNOWN_ROUTES: Array<[RegExp, string]> = [
   [/^\/inference\/[^/]+$/, 'GET, POST'],
+  [/^\/inference\/[^/]+\/streams\/[^/]+$/, 'GET'],
   [/^\/healthz$/, 'GET'],
   [/^\/v1\/(chat\/)?completions$/, 'POST'],
   [/^\/v1\/models(\/[^/]+)?$/, 'GET'],
@@ -109,6 +111,8 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): OpenWebSoc
       },
     );
   });
+
+  installStreamResume(app, { endpoints: ctx.endpoints, isDraining: ctx.isDraining, keys, stalls: ctx.budget.stalls });
 
   installEventSource(app, { endpoints: ctx.endpoints, isDraining: ctx.isDraining, keys, region: ctx.region, maxBodyBytes: ctx.maxBodyBytes, stalls: ctx.budget.stalls });
 

@@ -17,6 +17,7 @@ import { HttpCall } from './http-call.js';
 import type { StallWatch } from './stall-watch.js';
 import { buildCall, requestOrigin } from './request-builder.js';
 import { requestLimits } from './request-limits.js';
+import { reconnectingEventSource, resumeOverHttp } from './stream-resume-route.js';
 import { writeError } from './respond.js';
 
 export interface EventSourceContext extends EndpointDirectory {
@@ -63,6 +64,12 @@ export function installEventSource(app: TemplatedApp, ctx: EventSourceContext): 
     const body = Buffer.from(input === '' ? '{}' : input);
     if (body.byteLength > limit) {
       writeError(res, new SwitchyardError('SY_PAYLOAD_TOO_LARGE', `the input is larger than ${limit} bytes`));
+      return;
+    }
+    // An EventSource reconnecting sends the id of the last event it got: continue that stream.
+    const back = reconnectingEventSource(req, endpoint);
+    if (back) {
+      resumeOverHttp(res, endpoint, back.streamId, back.seq, 'sse', ctx.stalls);
       return;
     }
     const sink = new HttpCall(res, endpoint, 'sse', '', ctx.stalls);

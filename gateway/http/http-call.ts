@@ -84,7 +84,7 @@ export class HttpCall implements CallSink, FileSendState, Stallable {
     this.queued.length = 0;
     this.stalls.unwatch(this);
     this.onAbort?.();
-    if (this.call) this.endpoint.cancel(this.call);
+    if (this.call) this.endpoint.leave(this.call, this);
   }
 
   onResult(body: Uint8Array, contentType: string): void {

@@ -151,6 +151,10 @@ class WsConnection {
       return;
     }
     const replies = replyEncoder(parsed.id, binary);
+    if (parsed.kind === 'resume') {
+      this.resume(key, replies, parsed.stream, parsed.lastSeq);
+      return;
+    }
     const budget = this.budget;
     const admission = admitRequest({ inFlight: this.live.size, bufferedBytes: this.bufferedBytes(), refusedInARow: this.refusedInARow }, budget);
     if (admission.verdict !== 'accept') {
@@ -186,6 +190,26 @@ class WsConnection {
     });
     this.live.set(key, sink);
     this.endpoint.submit(call);
+  }
+
+  /** `{"id", "resume": <stream>, "last_seq": n}`: the stream continues on this socket under this id, from chunk n + 1. */
+  private resume(key: string, replies: ReplyEncoder, streamId: string, lastSeq: number): void {
+    if (this.live.has(key)) {
+      this.send(replies.error(new SwitchyardError('SY_BAD_REQUEST', `id ${key} is already in use on this socket; pick another id for the resume`)));
+      return;
+    }
+    const sink = new WsCall(this, key, replies);
+    try {
+      const registry = this.endpoint.reconnect;
+      if (!registry) throw new SwitchyardError('SY_STREAM_GONE', `endpoint "${this.endpoint.name}" keeps no stream for a reconnect (stream_reconnect.grace_ms is 0)`);
+      const relay = registry.find(streamId);
+      sink.call = relay.call;
+      this.live.set(key, sink);
+      relay.attach(sink, lastSeq);
+    } catch (err) {
+      if (this.live.get(key) === sink) this.live.delete(key);
+      this.send(replies.error(toSwitchyardError(err)));
+    }
   }
 
   /** The last message of a request: its id is free again. */
@@ -303,7 +327,8 @@ class WsConnection {
     this.held = [];
     const requests = [...this.live.values()];
     this.live.clear();
-    for (const request of requests) this.endpoint.cancel(request.call);
+    // Streams on endpoints with stream_reconnect wait for their client to resume them elsewhere.
+    for (const request of requests) this.endpoint.leave(request.call, request);
   }
 }
 

@@ -18,6 +18,8 @@ export type ClientId = string | number;
 export type ClientMessage =
   | { kind: 'request'; id: ClientId; input: unknown; stream: boolean; accept?: string; timeoutMs?: number; firstChunkMs?: number; idleMs?: number }
   | { kind: 'cancel'; id: ClientId }
+  /** Continue stream `stream` on this socket, under `id`, after chunk `lastSeq`. */
+  | { kind: 'resume'; id: ClientId; stream: string; lastSeq: number }
   /** `id` is null when the message could not be read far enough to find one. */
   | { kind: 'invalid'; id: ClientId | null; error: SwitchyardError };
 
@@ -60,6 +62,12 @@ export function parseClientMessage(message: ArrayBuffer, binary: boolean, limitB
   if (fields.cancel !== undefined) {
     if (fields.cancel !== true) return invalid(id, '"cancel" must be true');
     return { kind: 'cancel', id };
+  }
+  if (fields.resume !== undefined) {
+    if (typeof fields.resume !== 'string' || fields.resume.length === 0 || fields.resume.length > MAX_ID_LENGTH) return invalid(id, '"resume" must be the stream id from the stream\'s first chunk');
+    const lastSeq = fields.last_seq ?? 0;
+    if (typeof lastSeq !== 'number' || !Number.isSafeInteger(lastSeq) || lastSeq < 0) return invalid(id, '"last_seq" must be the seq of the last chunk received (0 or more)');
+    return { kind: 'resume', id, stream: fields.resume, lastSeq };
   }
   if (fields.stream !== undefined && typeof fields.stream !== 'boolean') return invalid(id, '"stream" must be true or false');
   if (fields.accept !== undefined && typeof fields.accept !== 'string') return invalid(id, '"accept" must be a media type such as "image/png"');

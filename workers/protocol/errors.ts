@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   SY_PREDICTOR_OUTPUT: { status: 500, doc: 'The predictor returned something that cannot be sent (not JSON-able, not bytes, or a bad file path).' },
   SY_FILE_REFUSED: { status: 500, doc: 'The predictor returned a file path outside its output folder; nothing was served.' },
   SY_STREAM_UNSUPPORTED: { status: 400, doc: 'The request asked for `"stream": true` but the predictor has no `predictStream`.' },
+  SY_STREAM_GONE: { status: 410, doc: 'The stream to resume is unknown, ended, past its reconnect grace window, or no longer holds the chunks after the given sequence number.' },
   SY_REPLICA_LOST: { status: 502, doc: 'The replica or node serving the request died.', retryable: true },
   SY_CANCELLED: { status: 499, doc: 'The client cancelled the request.' },
   SY_INTERNAL: { status: 500, doc: 'An unexpected gateway error.' },
