@@ -48,7 +48,7 @@ async function httpStream(url: string, r: Received, accept: string | undefined):
       const { value, done } = await reader.read();
       if (done) break;
       raw += decoder.decode(value, { stream: true });
-      if (accept) r.chunks = raw.split('\n\n').length - 1;
+      if (accept) r.chunks = raw.split('\nid: ').length - 1 + (raw.startsWith('id: ') ? 1 : 0);
       else r.chunks = raw.split('\n').length - 1;
     }
   } catch (err) {
@@ -59,7 +59,13 @@ async function httpStream(url: string, r: Received, accept: string | undefined):
     return;
   }
   const stream = res.headers.get('x-switchyard-stream');
-  const events = raw.split('\n\n').filter(Boolean);
+  // Comment lines (":") only push bytes out; they are no events.
+  const events = raw
+    .split('\n')
+    .filter((line) => !line.startsWith(':'))
+    .join('\n')
+    .split('\n\n')
+    .filter(Boolean);
   const last = events.pop();
   if (last !== 'event: end\ndata: {}') r.problem ??= `ended with ${JSON.stringify(last)}`;
   events.forEach((event, i) => {
