@@ -338,6 +338,7 @@ export class Gateway {
           start_failures: view.startFailures,
           ...(view.restartInMs > 0 ? { restart_in_ms: view.restartInMs } : {}),
           replaced: view.replaced,
+          ...(ep.reconnect ? { stream_reconnect: ep.reconnect.usage() } : {}),
           unhandled_rejections: view.unhandledRejections,
           ...(this.autoscalers.has(ep.name)
             ? { autoscaling: { knobs: ep.config.autoscaling, state: this.autoscalers.get(ep.name)!.state(), decisions: this.autoscalers.get(ep.name)!.decisions().slice(-20) } }
