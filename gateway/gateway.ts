@@ -141,7 +141,9 @@ export class Gateway {
     };
     const factory = options.factory ?? cluster?.federation?.factory ?? cluster?.factory ?? new LocalReplicaFactory(config.server.region, devices);
     this.addEndpoint = (name, endpointConfig) => {
-      const endpoint = new Endpoint(name, endpointConfig, factory, observer);
+      // Server-wide limits an endpoint does not set itself travel with its config (to its replicas too).
+      const resolved = { ...endpointConfig, max_response_bytes: endpointConfig.max_response_bytes ?? config.server.max_response_bytes };
+      const endpoint = new Endpoint(name, resolved, factory, observer);
       this.endpoints.set(name, endpoint);
       return endpoint;
     };

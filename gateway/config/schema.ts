@@ -105,6 +105,8 @@ export const endpointSchema = z
     abort_grace_ms: positiveInt.default(1_000),
     /** Body size limit for this endpoint (defaults to server.max_body_bytes). */
     max_body_bytes: positiveInt.optional(),
+    /** Largest unary answer this endpoint sends (defaults to server.max_response_bytes); above it: 500 SY_RESPONSE_TOO_LARGE. */
+    max_response_bytes: positiveInt.optional(),
     /** The endpoint takes no input: an empty body is read as `{}`. Otherwise an empty body is 400. */
     allow_empty_body: z.boolean().default(false),
     /** Bearer keys accepted for this endpoint; empty means open. */
@@ -155,6 +157,8 @@ export const serverSchema = z
     host: z.string().default('0.0.0.0'),
     port: z.number().int().min(0).max(65535).default(8080),
     max_body_bytes: positiveInt.default(16 * 1024 * 1024),
+    /** Largest unary answer (a result, or a file sent whole over a WebSocket); above it: 500 SY_RESPONSE_TOO_LARGE. */
+    max_response_bytes: positiveInt.default(128 * 1024 * 1024),
     /** Requests one WebSocket may have in flight; more are refused with SY_CONNECTION_BUSY. */
     ws_max_in_flight: positiveInt.default(64),
     /** Unread reply bytes buffered for one WebSocket above which its new requests are refused. */

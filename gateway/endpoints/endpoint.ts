@@ -131,7 +131,7 @@ export class Endpoint implements ScalableEndpoint {
       streamProgress: (call, now) => this.streams.progress(call, now),
       pump: () => this.pump(),
     };
-    this.dispatcher = new ReplyDispatcher(outcomes, () => clock.now());
+    this.dispatcher = new ReplyDispatcher(outcomes, () => clock.now(), config.max_response_bytes);
     this.replicaSet = new ReplicaSet(name, config, factory, clock, {
       onFrames: (replica, frames) => this.dispatcher.dispatch(replica, frames),
       onReady: () => this.pump(),

@@ -30,6 +30,7 @@ export function replicaSpecOf(endpoint: string, config: EndpointConfig): Replica
     settings: config.settings,
     produces: config.produces,
     keepFiles: config.keep_files,
+    maxResponseBytes: config.max_response_bytes,
   };
 }
 

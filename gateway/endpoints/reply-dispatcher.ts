@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { close } from 'node:fs';
 import { unlink } from 'node:fs/promises';
-import { fromWire, type SwitchyardError } from '../../workers/protocol/errors.js';
+import { fromWire, responseTooLarge, type SwitchyardError } from '../../workers/protocol/errors.js';
 import type { ReplyFrame } from '../../workers/protocol/envelopes.js';
 import { chunkSent, chunkTaken } from '../../workers/protocol/credit.js';
 import type { Call } from './call.js';
@@ -39,6 +39,8 @@ export class ReplyDispatcher {
   constructor(
     private readonly outcomes: CallOutcomes,
     private readonly now: () => number,
+    /** Results above this are refused here too (replicas refuse them first; node agents may not know the limit). */
+    private readonly maxResponseBytes = Infinity,
   ) {}
 
   dispatch(replica: Replica, frames: readonly ReplyFrame[]): void {
@@ -64,6 +66,11 @@ export class ReplyDispatcher {
       }
       switch (frame.t) {
         case 'result':
+          if (frame.body.byteLength > this.maxResponseBytes) {
+            outcomes.release(call, replica, now);
+            outcomes.failOrRetry(call, responseTooLarge(frame.body.byteLength, this.maxResponseBytes));
+            break;
+          }
           outcomes.release(call, replica, now);
           outcomes.finished(call, 200, now);
           call.sink.onResult(frame.body, frame.contentType);

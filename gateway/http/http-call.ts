@@ -19,6 +19,7 @@ import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { Call, CallSink } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import { sendFile, type FileSendState } from './file-response.js';
+import { sendSliced, SLICE_BYTES } from './sliced-body.js';
 import type { Stallable, StallWatch } from './stall-watch.js';
 import { writeError } from './respond.js';
 import { statusLine } from './status-lines.js';
@@ -90,9 +91,16 @@ export class HttpCall implements CallSink, FileSendState, Stallable {
   onResult(body: Uint8Array, contentType: string): void {
     if (this.aborted) return;
     const res = this.res;
-    res.cork(() => {
+    const writeHead = (): void => {
       res.writeStatus(STATUS_200);
       res.writeHeader('content-type', contentType);
+    };
+    if (body.byteLength > SLICE_BYTES) {
+      sendSliced(res, body, writeHead, this);
+      return;
+    }
+    res.cork(() => {
+      writeHead();
       res.end(body);
     });
   }

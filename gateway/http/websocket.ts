@@ -20,7 +20,7 @@
 import { close, readFile } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import type { TemplatedApp, WebSocket } from '../../native/uws.js';
-import { SwitchyardError, toSwitchyardError } from '../../workers/protocol/errors.js';
+import { responseTooLarge, SwitchyardError, toSwitchyardError } from '../../workers/protocol/errors.js';
 import type { Call, CallSink } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { ApiKeys } from './auth.js';
@@ -80,8 +80,8 @@ class WsCall implements CallSink {
     this.connection.finish(this, this.replies.result(body, contentType));
   }
 
-  onFile(path: string, _size: number, contentType: string, remove: boolean, fd: number): void {
-    void this.connection.sendFile(this, path, fd, contentType, remove);
+  onFile(path: string, size: number, contentType: string, remove: boolean, fd: number): void {
+    void this.connection.sendFile(this, path, fd, size, contentType, remove);
   }
 
   onStreamStart(streamId: string): void {
@@ -219,8 +219,14 @@ class WsConnection {
   }
 
   /** Over a WebSocket a file comes whole, in one message (HTTP streams it and serves ranges). The checked descriptor is read, never the name. */
-  async sendFile(request: WsCall, path: string, fd: number, contentType: string, remove: boolean): Promise<void> {
+  async sendFile(request: WsCall, path: string, fd: number, size: number, contentType: string, remove: boolean): Promise<void> {
     try {
+      // Whole in memory, so bounded like any unary answer.
+      const limit = this.endpoint.config.max_response_bytes;
+      if (limit !== undefined && size > limit) {
+        this.finish(request, request.replies.error(responseTooLarge(size, limit)));
+        return;
+      }
       const bytes = await new Promise<Buffer>((resolve, reject) => readFile(fd, (err, data) => (err ? reject(err) : resolve(data))));
       this.finish(request, request.replies.file(bytes, contentType));
     } catch (err) {

@@ -16,7 +16,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
-import { SwitchyardError, toSwitchyardError } from '../protocol/errors.js';
+import { responseTooLarge, SwitchyardError, toSwitchyardError } from '../protocol/errors.js';
 import type { Predictor, PredictRequest } from '../predictor/api.js';
 import { loadPredictor } from '../predictor/loader.js';
 import { CreditGate } from '../protocol/credit.js';
@@ -43,6 +43,7 @@ export interface SetupTask {
   outputDir: string;
   settings: Record<string, unknown>;
   keepFiles: boolean;
+  maxResponseBytes?: number | undefined;
 }
 
 export interface StopTask {
@@ -171,8 +172,7 @@ async function handleMessage(envs: RequestEnvelope[]): Promise<void> {
       const result = failure === undefined ? results![i] : undefined;
       if (failure !== undefined) throw failure;
       if (result instanceof Error) throw result;
-      const { body, contentType } = encodeResult(result, p.env.encoding);
-      emit({ t: 'result', id: p.env.id, body, contentType });
+      emitResult(p.env.id, result, p.env.encoding);
     } catch (err) {
       emitError(p.env.id, err);
     } finally {
@@ -204,8 +204,15 @@ async function runUnary(env: RequestEnvelope, input: unknown, req: PredictReques
     }
     // Not a path: the predictor chose to answer inline (e.g. base64 or bytes).
   }
-  const { body, contentType } = encodeResult(result, env.encoding);
-  emit({ t: 'result', id: env.id, body, contentType });
+  emitResult(env.id, result, env.encoding);
+}
+
+/** Encodes a unary answer and sends it, unless it is over the endpoint's max_response_bytes. */
+function emitResult(id: number, result: unknown, encoding: RequestEnvelope['encoding']): void {
+  const { body, contentType } = encodeResult(result, encoding);
+  const limit = setupTask?.maxResponseBytes;
+  if (limit !== undefined && body.byteLength > limit) throw responseTooLarge(body.byteLength, limit);
+  emit({ t: 'result', id, body, contentType });
 }
 
 /** A yielded `{ chunk, checkpoint }` (or a bare chunk). */

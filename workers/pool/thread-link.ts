@@ -21,6 +21,8 @@ export interface ReplicaSpec {
   settings: Record<string, unknown>;
   produces: string[];
   keepFiles: boolean;
+  /** Unary answers above this are refused in the replica, before they are sent (absent: no limit). */
+  maxResponseBytes?: number | undefined;
 }
 
 const WORKER_FILE = new URL('./replica-worker.js', import.meta.url).href;
@@ -78,6 +80,7 @@ export class ThreadReplicaLink implements ReplicaLink {
       outputDir: this.spec.outputDir,
       settings: this.spec.settings,
       keepFiles: this.spec.keepFiles,
+      maxResponseBytes: this.spec.maxResponseBytes,
     };
     let result: TaskResult;
     try {

@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   SY_STREAM_TOTAL_TIMEOUT: { status: 504, doc: 'The stream did not end within its total limit (`stream_timeouts.total_ms`, `X-Request-Timeout-Ms`); its work was aborted.' },
   SY_PREDICTOR_ERROR: { status: 500, doc: 'The predictor threw while handling the request.' },
   SY_PREDICTOR_OUTPUT: { status: 500, doc: 'The predictor returned something that cannot be sent (not JSON-able, not bytes, or a bad file path).' },
+  SY_RESPONSE_TOO_LARGE: { status: 500, doc: 'The answer is larger than `max_response_bytes` (server or endpoint); it was not sent.' },
   SY_FILE_REFUSED: { status: 500, doc: 'The predictor returned a file path outside its output folder; nothing was served.' },
   SY_STREAM_UNSUPPORTED: { status: 400, doc: 'The request asked for `"stream": true` but the predictor has no `predictStream`.' },
   SY_STREAM_GONE: { status: 410, doc: 'The stream to resume is unknown, ended, past its reconnect grace window, or no longer holds the chunks after the given sequence number.' },
@@ -89,6 +90,10 @@ export function toSwitchyardError(err: unknown, fallback: ErrorCode = 'SY_INTERN
   }
   const message = err instanceof Error ? err.message : String(err);
   return new SwitchyardError(fallback, message);
+}
+
+export function responseTooLarge(bytes: number, limit: number): SwitchyardError {
+  return new SwitchyardError('SY_RESPONSE_TOO_LARGE', `the answer has ${bytes} bytes, more than max_response_bytes (${limit}); it was not sent`);
 }
 
 export function httpStatusOf(code: string): number {
