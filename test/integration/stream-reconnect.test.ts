@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { EventSource } from 'eventsource';
 import WebSocket from 'ws';
 import { goldenChunk } from '../fixtures/resumable-stream.js';
 import { fixture, startGateway, tempDir, waitFor, type TestGateway } from '../helpers/gateway.js';
@@ -106,6 +107,55 @@ describe('a client reconnects to its stream', () => {
     assert.deepEqual(
       rest.map((e) => [e.id, e.event, e.data]),
       [...Array.from({ length: 10 }, (_, i) => [`${stream}:${i + 3}`, 'message', goldenChunk({ tag: 'sse' }, i + 2)]), [undefined, 'end', '{}']],
+    );
+  });
+
+  test('a plain EventSource whose connection drops after 2 events reconnects by itself with Last-Event-ID and gets exactly the rest', async () => {
+    const sent: Array<string | null> = [];
+    // The first connection breaks after its second event, as a dropped network would; later ones are left alone.
+    const droppingFetch: typeof fetch = async (input, init) => {
+      sent.push(new Headers(init?.headers).get('last-event-id'));
+      const res = await fetch(input, init);
+      if (sent.length > 1) return res;
+      const reader = res.body!.getReader();
+      let text = '';
+      let forwarded = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          const { value, done } = await reader.read();
+          if (done) return controller.close();
+          text += Buffer.from(value).toString('utf8');
+          const events = [...text.matchAll(/id: [^\n]*\n(?:data:[^\n]*\n)*\n/g)];
+          if (events.length < 2) return;
+          const end = events[1]!.index! + events[1]![0].length;
+          controller.enqueue(Buffer.from(text.slice(forwarded, end)));
+          forwarded = end;
+          controller.error(new Error('the connection dropped'));
+          await reader.cancel();
+        },
+      });
+      return new Response(body, { status: res.status, headers: res.headers });
+    };
+    const url = `${gw.url}/inference/rc?input=${encodeURIComponent(JSON.stringify(input('es', 8)))}`;
+    const got = await new Promise<Array<[string, string]>>((resolve, reject) => {
+      const es = new EventSource(url, { fetch: droppingFetch });
+      const messages: Array<[string, string]> = [];
+      es.onmessage = (e) => messages.push([e.lastEventId, e.data]);
+      es.addEventListener('end', () => {
+        es.close();
+        resolve(messages);
+      });
+      es.addEventListener('error', (e) => {
+        // A dropped connection is an error event too; EventSource then reconnects on its own.
+        if (es.readyState === EventSource.CLOSED) reject(new Error(`EventSource gave up: ${(e as unknown as { message?: string }).message ?? ''}`));
+      });
+    });
+    const stream = got[0]![0].split(':')[0]!;
+    assert.equal(sent.length, 2, 'one reconnect');
+    assert.equal(sent[1], `${stream}:2`);
+    assert.deepEqual(
+      got,
+      Array.from({ length: 8 }, (_, i) => [`${stream}:${i + 1}`, goldenChunk({ tag: 'es' }, i)]),
     );
   });
 
