@@ -10,7 +10,8 @@
  * that changes nothing a replica loads leaves its replicas alone.
  */
 import { createHash } from 'node:crypto';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
+import { openKv } from '../../workers/cluster/buckets.js';
 import { ArtifactStore } from '../../workers/cluster/artifacts.js';
 import { putBundle } from '../../workers/cluster/bundles.js';
 import type { ClusterConnection } from '../../workers/cluster/connection.js';
@@ -58,7 +59,7 @@ export class DeploymentStore {
 
   static async open(connection: ClusterConnection): Promise<DeploymentStore> {
     try {
-      const kv = await new Kvm(connection.nc).create(connection.subjects.deploymentBucket, { history: 1, storage: 'file' });
+      const kv = await openKv(connection.nc, connection.subjects.deploymentBucket, { history: 1, storage: 'file' });
       return new DeploymentStore(kv, connection);
     } catch (err) {
       throw new SwitchyardError('SY_INTERNAL', `cannot open the deployment bucket (is JetStream enabled on the NATS server?): ${(err as Error).message}`);

@@ -11,7 +11,8 @@
  * `switchyard deploy` reaches every gateway within a couple of seconds.
  */
 import { performance } from 'node:perf_hooks';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
+import { openKv } from '../../workers/cluster/buckets.js';
 import type { Subscription } from '@nats-io/transport-node';
 import type { EndpointConfig } from '../config/schema.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
@@ -25,8 +26,9 @@ import { SignalAggregator } from './signal-aggregator.js';
 
 const TICK_MS = 250;
 const REGISTRY_MS = 1_000;
-/** Gateway entries expire this long after their last renewal. */
-const GATEWAY_TTL_MS = 5_000;
+/** Gateway entries expire 5 s after their last renewal. */
+export const GATEWAYS_BUCKET = { history: 1, storage: 'memory', ttl: 5_000 } as const;
+export const REPLICAS_BUCKET = { history: 1, storage: 'file' } as const;
 
 export interface GatewayEntry {
   id: string;
@@ -75,11 +77,10 @@ export class Federation {
   }
 
   static async open(cluster: RemoteCluster, region: string, options: FederationOptions): Promise<Federation> {
-    const kvm = new Kvm(cluster.connection.nc);
     const s = cluster.connection.subjects;
     const store = await DeploymentStore.open(cluster.connection);
-    const replicas = await kvm.create(s.replicasBucket, { history: 1, storage: 'file' });
-    const gateways = await kvm.create(s.gatewaysBucket, { history: 1, storage: 'memory', ttl: GATEWAY_TTL_MS });
+    const replicas = await openKv(cluster.connection.nc, s.replicasBucket, REPLICAS_BUCKET);
+    const gateways = await openKv(cluster.connection.nc, s.gatewaysBucket, GATEWAYS_BUCKET);
     return new Federation(cluster, region, store, replicas, gateways, options);
   }
 

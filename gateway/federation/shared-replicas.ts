@@ -66,7 +66,9 @@ export class SharedReplicaFactory implements ReplicaFactory {
       if (key !== undefined && !readyKeys.has(key)) endpoint.drainReplica(replica);
     }
     this.attachable.set(endpoint.name, ready);
-    const attachableCount = ready.filter((r) => !this.lost.has(r.key) && this.cluster.membership.isRoutable(r.node, r.incarnation)).length;
+    // Attached ones count even on a suspect node (they stay until it recovers or dies), so the
+    // endpoint never trims a healthy replica to make up for one it cannot reach.
+    const attachableCount = ready.filter((r) => !this.lost.has(r.key) && (this.attached.has(r.key) || this.cluster.membership.isRoutable(r.node, r.incarnation))).length;
     if (endpoint.desired !== attachableCount) endpoint.scaleTo(attachableCount, 'the shared replica set changed');
     else endpoint.reconcile();
   }

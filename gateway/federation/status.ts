@@ -3,10 +3,10 @@
  * leader, version and replicas, and every live gateway with its region and load, all read from
  * the cluster's buckets (the same data a federated gateway's `/v1/endpoints` shows).
  */
-import { Kvm } from '@nats-io/kv';
+import { openKv } from '../../workers/cluster/buckets.js';
 import type { ClusterConnection } from '../../workers/cluster/connection.js';
 import { DeploymentStore, decodeJson } from './deployment.js';
-import { listGateways, type GatewayEntry } from './federation.js';
+import { GATEWAYS_BUCKET, listGateways, REPLICAS_BUCKET, type GatewayEntry } from './federation.js';
 import type { ReplicaSetRecord } from './replica-set.js';
 
 export interface FederationStatus {
@@ -16,11 +16,10 @@ export interface FederationStatus {
 }
 
 export async function readFederationStatus(connection: ClusterConnection): Promise<FederationStatus> {
-  const kvm = new Kvm(connection.nc);
   const s = connection.subjects;
   const loaded = await (await DeploymentStore.open(connection)).load();
-  const replicas = await kvm.create(s.replicasBucket, { history: 1, storage: 'file' });
-  const gateways = await listGateways(await kvm.create(s.gatewaysBucket, { history: 1, storage: 'memory', ttl: 5_000 }));
+  const replicas = await openKv(connection.nc, s.replicasBucket, REPLICAS_BUCKET);
+  const gateways = await listGateways(await openKv(connection.nc, s.gatewaysBucket, GATEWAYS_BUCKET));
   const endpoints: FederationStatus['endpoints'] = {};
   for (const stored of loaded?.endpoints ?? []) {
     const e = await replicas.get(`ep.${stored.name}`);

@@ -21,7 +21,7 @@ const READY = /Server is ready/;
 const LISTENING = /Listening for client connections on [^\s]*:(\d+)/;
 const START_TIMEOUT_MS = 10_000;
 
-function natsServerBinary(): string {
+export function natsServerBinary(): string {
   const found = spawnSync('sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' });
   const bin = found.stdout.trim();
   if (found.status !== 0 || !bin) {

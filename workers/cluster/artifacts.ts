@@ -15,7 +15,8 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Objm, type ObjectStore } from '@nats-io/obj';
+import type { ObjectStore } from '@nats-io/obj';
+import { openObjectStore } from './buckets.js';
 import { SwitchyardError } from '../protocol/errors.js';
 import type { ClusterConnection } from './connection.js';
 import type { ArtifactRef } from './subjects.js';
@@ -40,7 +41,7 @@ export class ArtifactStore {
   /** Opens the bucket, creating it the first time. */
   static async open(connection: ClusterConnection): Promise<ArtifactStore> {
     try {
-      const store = await new Objm(connection.nc).create(connection.subjects.artifactsBucket, { storage: 'file', description: 'Switchyard predictor modules and models' });
+      const store = await openObjectStore(connection.nc, connection.subjects.artifactsBucket, { storage: 'file', description: 'Switchyard predictor modules and models' });
       return new ArtifactStore(store);
     } catch (err) {
       throw new SwitchyardError('SY_INTERNAL', `cannot open the artifacts bucket (is JetStream enabled on the NATS server?): ${(err as Error).message}`);
