@@ -151,5 +151,5 @@ registerFederationCommands(program);
 
 program.parseAsync(process.argv).catch((err: Error & { code?: string }) => {
   console.error(`switchyard: ${err.message}`);
-  process.exit(err.code === 'SY_CONFIG_INVALID' || err.code === 'SY_NATS_OPTIONS' ? 2 : 1);
+  process.exit(err.code === 'SY_CONFIG_INVALID' || err.code === 'SY_NATS_OPTIONS' || err.code === 'SY_NODE_OPTIONS' ? 2 : 1);
 });

@@ -32,6 +32,10 @@ export const DEFAULT_HEARTBEAT_INTERVAL_MS = 250;
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 const PREFIX = /^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$/;
 
+export function isSubjectPrefix(value: unknown): value is string {
+  return typeof value === 'string' && PREFIX.test(value);
+}
+
 export function isSubjectToken(value: unknown): value is string {
   return typeof value === 'string' && TOKEN.test(value);
 }
@@ -66,7 +70,7 @@ export interface ClusterSubjects {
 }
 
 export function clusterSubjects(prefix: string = DEFAULT_SUBJECT_PREFIX): ClusterSubjects {
-  if (!PREFIX.test(prefix)) {
+  if (!isSubjectPrefix(prefix)) {
     throw new TypeError(`subject prefix must be dot-separated tokens of letters, digits, "_" or "-" (got ${JSON.stringify(prefix)})`);
   }
   const p = prefix;

@@ -11,15 +11,13 @@
  */
 import { close as closeFd, readFile as readFileFd } from 'node:fs';
 import { unlink } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { nuid, type Msg } from '@nats-io/transport-node';
 import { ArtifactStore } from '../cluster/artifacts.js';
 import { materializeBundle, type PackageLocator } from '../cluster/bundles.js';
-import { ClusterConnection, FragmentAssembler, type ClusterAuthOptions } from '../cluster/connection.js';
+import { ClusterConnection, FragmentAssembler } from '../cluster/connection.js';
 import {
-  DEFAULT_HEARTBEAT_INTERVAL_MS,
   isSubjectToken,
   replicaSubjectParts,
   type NodeAnnounce,
@@ -39,24 +37,9 @@ import { TurnBatcher } from '../protocol/turn-batcher.js';
 import { packageLocator } from './package-locator.js';
 import { pack, unpack, type ControlMessage, type ReplyFrame } from '../protocol/envelopes.js';
 
-export interface NodeAgentOptions extends ClusterAuthOptions {
-  /** NATS server URL(s), comma-separated. */
-  nats: string;
-  region: string;
-  /** `auto` (default), or a comma list of cpu, cuda:N, coreml. */
-  devices?: string | undefined;
-  /** Default: the host name, made subject-safe. */
-  name?: string | undefined;
-  prefix?: string | undefined;
-  /** Artifact cache and replica output folders live here (default `.switchyard/node-<name>`). */
-  workDir?: string | undefined;
-  /** Replicas hosted at once (default: CPU cores). */
-  maxReplicas?: number | undefined;
-  heartbeatIntervalMs?: number;
-  /** Longest wait for in-flight requests when draining. */
-  drainTimeoutMs?: number;
-  log?: (message: string, fields?: Record<string, unknown>) => void;
-}
+import { parseNodeAgentOptions, type NodeAgentOptions, type NodeAgentSettings } from './options.js';
+
+export type { NodeAgentOptions } from './options.js';
 
 /** Where a request came from: the gateway that sent it and its id there. */
 interface Origin {
@@ -88,10 +71,6 @@ const originKey = (gateway: string, id: number) => `${gateway}:${id}`;
 
 const TERMINAL = new Set(['result', 'file', 'end', 'error']);
 
-function defaultName(): string {
-  return os.hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64) || 'node';
-}
-
 export class NodeAgent {
   private incarnationNow = nuid.next();
   private readonly replicas = new Map<string, Hosted>();
@@ -110,27 +89,26 @@ export class NodeAgent {
   private seq = 0;
   private draining = false;
   private closing: Promise<void> | undefined;
-  private readonly log: NonNullable<NodeAgentOptions['log']>;
+  private readonly log: NonNullable<NodeAgentSettings['log']>;
 
   private constructor(
     readonly name: string,
     readonly region: string,
     readonly devices: readonly DeviceInfo[],
     readonly connection: ClusterConnection,
-    private readonly opts: NodeAgentOptions,
+    private readonly opts: NodeAgentSettings,
   ) {
     this.cacheDir = path.join(this.workDir, 'artifacts');
     this.locatePackage = packageLocator(this.workDir);
     this.log = opts.log ?? (() => undefined);
   }
 
-  static async start(opts: NodeAgentOptions): Promise<NodeAgent> {
-    const name = opts.name ?? defaultName();
-    if (!isSubjectToken(name)) throw new SwitchyardError('SY_BAD_REQUEST', `--name must be 1-64 letters, digits, "_" or "-" (got "${name}")`);
-    if (!opts.region) throw new SwitchyardError('SY_BAD_REQUEST', '--region is required');
-    const devices = selectDevices(opts.devices ?? 'auto', await discoverDevices());
-    const connection = await ClusterConnection.connect({ ...opts, servers: opts.nats, name: `switchyard-node-${name}` });
-    const agent = new NodeAgent(name, opts.region, devices, connection, opts);
+  /** Throws NodeOptionsError for options the schema refuses (workers/node/options.ts). */
+  static async start(options: NodeAgentOptions): Promise<NodeAgent> {
+    const opts = parseNodeAgentOptions(options);
+    const devices = selectDevices(opts.devices, await discoverDevices());
+    const connection = await ClusterConnection.connect({ ...opts, servers: opts.nats, name: `switchyard-node-${opts.name}` });
+    const agent = new NodeAgent(opts.name, opts.region, devices, connection, opts);
     agent.listen();
     return agent;
   }
@@ -148,7 +126,7 @@ export class NodeAgent {
   }
 
   get heartbeatIntervalMs(): number {
-    return this.opts.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    return this.opts.heartbeatIntervalMs;
   }
 
   get isClosing(): boolean {
@@ -441,7 +419,7 @@ export class NodeAgent {
   private async drain(): Promise<void> {
     this.draining = true;
     this.heartbeat();
-    const deadline = Date.now() + (this.opts.drainTimeoutMs ?? 10_000);
+    const deadline = Date.now() + this.opts.drainTimeoutMs;
     while (Date.now() < deadline && [...this.replicas.values()].some((h) => h.inFlight.size > 0)) await delay(50);
     clearInterval(this.heartbeatTimer);
     const all = [...this.replicas.values()];
