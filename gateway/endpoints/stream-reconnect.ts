@@ -187,6 +187,11 @@ export class StreamRegistry {
     return call.sink instanceof StreamRelay && call.sink.detach(sink);
   }
 
+  /** Bytes of the call's replay tail (0 for a call without one). */
+  heldFor(call: Call): number {
+    return call.sink instanceof StreamRelay ? call.sink.bytes : 0;
+  }
+
   /** Streams held, and the bytes of their tails. */
   usage(): { streams: number; bytes: number } {
     let bytes = 0;

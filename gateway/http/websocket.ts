@@ -239,7 +239,16 @@ class WsConnection {
 
   /** Reply bytes the client has not taken: queued here and buffered in uWS. */
   bufferedBytes(): number {
-    return this.queuedBytes + (this.ws ? this.ws.getBufferedAmount() : 0);
+    return this.queuedBytes + (this.ws ? this.ws.getBufferedAmount() : 0) + this.replayBytes();
+  }
+
+  /** Bytes held in the replay tails of this socket's streams (stream_reconnect): memory this client costs too. */
+  private replayBytes(): number {
+    const registry = this.endpoint.reconnect;
+    if (!registry) return 0;
+    let bytes = 0;
+    for (const request of this.live.values()) bytes += registry.heldFor(request.call);
+    return bytes;
   }
 
   send(frame: ReplyFrame, creditOf?: Call): void {
