@@ -216,7 +216,7 @@ export class Endpoint implements ScalableEndpoint {
         node: r.link.node,
         region: r.link.region,
         in_flight: r.inFlight,
-        parked: r.calls.size - r.inFlight,
+        parked: r.parkedCount,
         served: r.served,
         latency_ms: Math.round(r.latencyMs * 1000) / 1000,
         started_at: new Date(r.startedAt).toISOString(),

@@ -78,6 +78,11 @@ export class Replica implements RoutableReplica {
     this.parked.delete(call);
   }
 
+  /** Streams waiting for their client to read. */
+  get parkedCount(): number {
+    return this.parked.size;
+  }
+
   isParked(call: Call): boolean {
     return this.parked.has(call);
   }

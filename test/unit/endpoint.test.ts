@@ -357,6 +357,7 @@ describe('Endpoint: replicas that stop answering or keep dying (fake clock)', ()
     await turn();
     clock.advance(120);
     assert.equal(ep.replicas[0]!.routable, false);
+    assert.deepEqual([ep.view().replicas[0]!.in_flight, ep.view().replicas[0]!.parked], [1, 0], 'the unconfirmed request holds its slot; nothing is parked');
     factory.links[0]!.events.onFrames([{ t: 'cancelled', id: c.id }]);
     assert.equal(ep.replicas[0]!.routable, true);
     clock.advance(1_000);
