@@ -10,6 +10,10 @@ import type { AddressInfo } from 'node:net';
 import { runBenchCommand, type BenchCommandOptions, type BenchReport } from '../../gateway/cli/bench-command.js';
 import type { RunResult } from '../../bench/engine/result.js';
 import { startServer } from '../../bench/lib/processes.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import WebSocket from 'ws';
 
 async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ url: string; server: Server; close: () => Promise<void> }> {
   const server = createServer(handler);
@@ -292,5 +296,46 @@ test('--compare measures both targets in alternating rounds and reports ratios w
   } finally {
     await fast.close();
     await slow.close();
+  }
+});
+
+test('WebSocket streams, open loop: chunks and bytes per stream match a hand-written client', async () => {
+  const rawUwsStream = new URL('../../bench/baselines/raw-uws-stream.js', import.meta.url).pathname;
+  const server = await startServer({ command: process.execPath, args: (port) => [rawUwsStream, String(port)], readyPath: '/readyz' });
+  const folder = mkdtempSync(join(tmpdir(), 'bench-ws-'));
+  try {
+    const url = server.url.replace('http', 'ws') + '/inference/stream';
+    // The hand-written client: one stream, its chunk messages counted and their bytes summed.
+    const hand = await new Promise<{ chunks: number; bytes: number }>((resolve, reject) => {
+      const ws = new WebSocket(url);
+      let chunks = 0;
+      let bytes = 0;
+      ws.on('open', () => ws.send(JSON.stringify({ id: 'h1', input: { text: 'x', chunks: 7 }, stream: true })));
+      ws.on('message', (data: Buffer) => {
+        bytes += data.length;
+        const message = JSON.parse(data.toString()) as { chunk?: string; done?: boolean };
+        if (message.chunk !== undefined) chunks++;
+        if (message.done) {
+          ws.close();
+          resolve({ chunks, bytes });
+        }
+      });
+      ws.on('error', reject);
+    });
+    const body = join(folder, 'input.json');
+    writeFileSync(body, JSON.stringify({ text: 'x', chunks: 7 }));
+    const { run } = await bench({ url, ws: true, stream: true, body, rate: 100, duration: 1.5, inflight: 3, maxConnections: 8 });
+    assert.equal(run.transport, 'ws');
+    assert.equal(run.errors.total, 0, JSON.stringify(run.errors));
+    assert.equal(run.requests.ok, 150);
+    assert.equal(run.stream!.complete, 150);
+    assert.equal(hand.chunks, 7);
+    assert.equal(run.stream!.chunksPerStream.min, 7);
+    assert.equal(run.stream!.chunksPerStream.max, 7);
+    // Our ids are shorter than "h1" or as long; bytes differ only by the id's length in each message.
+    assert.ok(Math.abs(run.stream!.bytesPerStream.p50 - hand.bytes) <= 8 * 8, `bytes ${run.stream!.bytesPerStream.p50} vs ${hand.bytes}`);
+  } finally {
+    await server.stop();
+    rmSync(folder, { recursive: true, force: true });
   }
 });
