@@ -124,9 +124,12 @@ describe('the npm package', () => {
     writeFileSync(path.join(app, 'body.json'), '{"text":"hello"}');
     for (const transport of [[], ['--ws']]) {
       const { stdout } = await sh('npx', ['--no-install', 'switchyard', 'bench', '--url', `${url}/inference/echo`, '--body', 'body.json', '--duration', '1', '--connections', '2', '--json', ...transport], app);
-      const report = JSON.parse(stdout) as { requests: number; errors: { total: number } };
-      assert.ok(report.requests > 0, stdout);
-      assert.equal(report.errors.total, 0, stdout);
+      const report = JSON.parse(stdout) as { schema: string; runs: Array<{ result: { transport: string; requests: { ok: number }; errors: { total: number } } }> };
+      assert.equal(report.schema, 'switchyard-bench/2');
+      const run = report.runs[0]!.result;
+      assert.equal(run.transport, transport.length ? 'ws' : 'http');
+      assert.ok(run.requests.ok > 0, stdout);
+      assert.equal(run.errors.total, 0, stdout);
     }
   });
 
