@@ -11,54 +11,20 @@ import { validateConfig } from '../../gateway/config/load.js';
 import { Call, type CallSink } from '../../gateway/endpoints/call.js';
 import { Endpoint, type EndpointObserver, type ReplicaFactory } from '../../gateway/endpoints/endpoint.js';
 import type { SwitchyardError } from '../../workers/protocol/errors.js';
-import type { ControlMessage, RequestEnvelope } from '../../workers/protocol/envelopes.js';
-import type { ReplicaLink, ReplicaLinkEvents, StopOptions } from '../../workers/protocol/link.js';
+import type { ReplicaLink } from '../../workers/protocol/link.js';
 import { deathBackoffMs, DEATH_WINDOW_MS, RestartBackoff } from '../../gateway/endpoints/restart-backoff.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { ScriptedLink } from '../helpers/scripted-link.js';
 import { tempDir } from '../helpers/gateway.js';
 
-class FakeLink implements ReplicaLink {
-  readonly endpoint = 'e';
-  readonly device = 'cpu';
-  readonly node = 'local';
-  readonly region = 'local';
-  sent: RequestEnvelope[] = [];
-  controls: ControlMessage[] = [];
-  events!: ReplicaLinkEvents;
-  stops: StopOptions[] = [];
-  private settleStart!: (ok: boolean) => void;
-  constructor(
-    readonly replicaId: string,
-    private readonly autoStart = true,
-    readonly confirmsCancels = false,
-  ) {}
-  start(events: ReplicaLinkEvents): Promise<void> {
-    this.events = events;
-    if (this.autoStart) return Promise.resolve();
-    return new Promise((resolve, reject) => (this.settleStart = (ok) => (ok ? resolve() : reject(new Error('setup aborted: the thread was destroyed')))));
-  }
-  failStart(): void {
-    this.settleStart(false);
-  }
-  send(reqs: RequestEnvelope[]): void {
-    this.sent.push(...reqs);
-  }
-  control(msg: ControlMessage): void {
-    this.controls.push(msg);
-  }
-  async stop(options: StopOptions = {}): Promise<void> {
-    this.stops.push(options);
-  }
-}
-
 class Factory implements ReplicaFactory {
-  links: FakeLink[] = [];
+  links: ScriptedLink[] = [];
   constructor(
     private readonly autoStart = true,
     private readonly confirmsCancels = false,
   ) {}
   create(_e: string, _c: unknown, count: number): ReplicaLink[] {
-    const made = Array.from({ length: count }, () => new FakeLink(`e/cpu/${this.links.length + 1}`, this.autoStart, this.confirmsCancels));
+    const made = Array.from({ length: count }, () => new ScriptedLink(`e/cpu/${this.links.length + 1}`, { autoStart: this.autoStart, confirmsCancels: this.confirmsCancels }));
     this.links.push(...made);
     return made;
   }
@@ -266,7 +232,7 @@ describe('Endpoint on a fake clock', () => {
     const ep = endpoint({ replicas: 2, max_concurrency: 1 }, factory, clock);
     ep.reconcile();
     await turn();
-    const [a, b] = factory.links as [FakeLink, FakeLink];
+    const [a, b] = factory.links as [ScriptedLink, ScriptedLink];
     const retried = new Sink();
     const first = call(retried, clock, 1_000);
     ep.submit(first);
@@ -381,7 +347,7 @@ describe('Endpoint: replicas that stop answering or keep dying (fake clock)', ()
     clock.advance(2);
     holderOf(answered).events.onFrames([{ t: 'result', id: answered.id, body: new Uint8Array(), contentType: 'application/json' }]);
     clock.advance(1_100);
-    const latency = (link: FakeLink) => ep.replicas.find((r) => r.link === link)!.latencyMs;
+    const latency = (link: ScriptedLink) => ep.replicas.find((r) => r.link === link)!.latencyMs;
     assert.ok(latency(holderOf(timedOut)) >= 100, `the silent replica measures ${latency(holderOf(timedOut))} ms`);
     assert.ok(latency(holderOf(timedOut)) > 10 * latency(holderOf(answered)));
     await ep.close();

@@ -4,34 +4,10 @@ import { endpointSchema } from '../../gateway/config/schema.js';
 import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import { Call, type CallSink } from '../../gateway/endpoints/call.js';
 import { Endpoint } from '../../gateway/endpoints/endpoint.js';
-import type { ControlMessage, RequestEnvelope } from '../../workers/protocol/envelopes.js';
-import type { ReplicaLink, ReplicaLinkEvents } from '../../workers/protocol/link.js';
-
-/** A replica that does nothing by itself: the test plays its frames and reads its control messages. */
-class ScriptedLink implements ReplicaLink {
-  readonly replicaId = 'r/cpu/1';
-  readonly endpoint = 'r';
-  readonly device = 'cpu';
-  readonly node = 'local';
-  readonly region = 'local';
-  readonly controls: ControlMessage[] = [];
-  readonly sent: RequestEnvelope[] = [];
-  events!: ReplicaLinkEvents;
-
-  async start(events: ReplicaLinkEvents): Promise<void> {
-    this.events = events;
-  }
-  send(reqs: RequestEnvelope[]): void {
-    this.sent.push(...reqs);
-  }
-  control(msg: ControlMessage): void {
-    this.controls.push(msg);
-  }
-  async stop(): Promise<void> {}
-}
+import { ScriptedLink } from '../helpers/scripted-link.js';
 
 test('a stream returns exactly one credit per chunk the client took, in batches', async () => {
-  const link = new ScriptedLink();
+  const link = new ScriptedLink('r/cpu/1');
   const endpoint = new Endpoint('r', endpointSchema.parse({ predictor: 'unused.js' }), { create: () => [link] }, { onFinished() {}, onLog() {} });
   endpoint.reconcile();
   await new Promise((resolve) => setImmediate(resolve));
