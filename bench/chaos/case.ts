@@ -1,0 +1,28 @@
+/**
+ * One hostile case of `npm run bench:chaos`: the endpoints it needs, what should happen, and the
+ * attack itself, which returns what it observed. The runner (bench/chaos.ts) starts a fresh
+ * gateway process for each case, measures its RSS and other clients' latency around the attack,
+ * and reports. A new case is a module in this folder, listed in index.ts.
+ */
+export interface ChaosContext {
+  /** http://127.0.0.1:<port> of the gateway under attack. */
+  url: string;
+  /** The endpoint the attack and the other clients share. */
+  endpoint: string;
+  /** Ends when the runner's time for the attack is up. */
+  signal: AbortSignal;
+}
+
+export interface ChaosCase {
+  name: string;
+  /** What should happen, in words, with the target. */
+  expected: string;
+  /** Extra endpoint fields for the shared endpoint (merged over the runner's defaults). */
+  endpoint?: Record<string, unknown>;
+  /** Extra server fields. */
+  server?: Record<string, unknown>;
+  /** How long the attack lasts (the other clients are measured meanwhile). */
+  durationMs: number;
+  /** Runs the attack; resolves with what was observed (counts, codes). */
+  run(ctx: ChaosContext): Promise<string>;
+}
