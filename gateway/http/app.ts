@@ -109,6 +109,7 @@ export function installRoutes(uwsApp: TemplatedApp, ctx: AppContext): OpenWebSoc
       (err) => {
         if (!sink.aborted) res.cork(() => writeError(res, err));
       },
+      declared,
     );
   });
 

@@ -65,3 +65,29 @@ describe('response size limits', () => {
     assert.equal((await postJson(`${gw.url}/inference/big`, { value: 2 })).status, 200);
   });
 });
+
+describe('request bodies', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startGateway({ endpoints: { b: { predictor: fixture('behaviours'), output_dir: tempDir(), max_body_bytes: 32 * 1024 * 1024 } } });
+  });
+  after(() => gw.close());
+
+  test('a body that arrives in many chunks, with and without Content-Length, reaches the predictor exact', async () => {
+    const value = Array.from({ length: 6 * 1024 * 1024 }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
+    const sized = await postJson(`${gw.url}/inference/b`, { value });
+    assert.equal(sized.status, 200);
+    assert.equal(sized.json.echo, value);
+    // Chunked transfer: no Content-Length, so the chunks are joined at the end.
+    const body = new TextEncoder().encode(JSON.stringify({ value }));
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let at = 0; at < body.byteLength; at += 1024 * 1024) controller.enqueue(body.subarray(at, at + 1024 * 1024));
+        controller.close();
+      },
+    });
+    const res = await fetch(`${gw.url}/inference/b`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: stream, duplex: 'half' } as RequestInit);
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { echo: string }).echo, value);
+  });
+});
