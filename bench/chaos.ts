@@ -63,6 +63,17 @@ async function otherClients(url: string, stop: Promise<unknown>): Promise<{ late
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Waits until the shared endpoint has a ready replica (/readyz may stay 503 for a case's broken endpoint). */
+async function sharedReady(url: string): Promise<void> {
+  const deadline = performance.now() + 30_000;
+  while (performance.now() < deadline) {
+    const body = (await (await fetch(`${url}/readyz`)).json()) as { endpoints: Record<string, { ready: number }> };
+    if ((body.endpoints[ENDPOINT]?.ready ?? 0) > 0) return;
+    await sleep(100);
+  }
+  throw new Error(`endpoint ${ENDPOINT} had no ready replica within 30 s`);
+}
+
 interface CaseResult {
   case: string;
   expected: string;
@@ -77,11 +88,14 @@ async function runCase(c: ChaosCase, dir: string): Promise<CaseResult> {
     config,
     stringify({
       server: { host: '127.0.0.1', log_level: 'warn', ...c.server },
-      endpoints: { [ENDPOINT]: { predictor: PREDICTOR, output_dir: path.join(dir, 'out'), ...c.endpoint } },
+      endpoints: Object.fromEntries(
+        Object.entries({ [ENDPOINT]: c.endpoint ?? {}, ...c.endpoints }).map(([name, fields]) => [name, { predictor: PREDICTOR, output_dir: path.join(dir, 'out'), ...fields }]),
+      ),
     }),
   );
-  const server = await startServer({ command: process.execPath, args: (port) => [CLI, 'serve', '--config', config, '--port', String(port)], cwd: ROOT, readyPath: '/readyz' });
+  const server = await startServer({ command: process.execPath, args: (port) => [CLI, 'serve', '--config', config, '--port', String(port)], cwd: ROOT, readyPath: c.readyPath ?? '/readyz' });
   try {
+    await sharedReady(server.url);
     // Warm up, then the quiet run.
     await otherClients(server.url, sleep(500));
     const quiet = await otherClients(server.url, sleep(QUIET_MS));
@@ -90,7 +104,7 @@ async function runCase(c: ChaosCase, dir: string): Promise<CaseResult> {
     let peak = before;
     const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(server.pid))), 50);
     const controller = new AbortController();
-    const attack = c.run({ url: server.url, endpoint: ENDPOINT, signal: controller.signal });
+    const attack = c.run({ url: server.url, port: server.port, endpoint: ENDPOINT, signal: controller.signal });
     const timer = setTimeout(() => controller.abort(), c.durationMs);
     const during = otherClients(server.url, attack.catch(() => undefined));
     let observed: string;

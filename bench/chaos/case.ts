@@ -7,6 +7,8 @@
 export interface ChaosContext {
   /** http://127.0.0.1:<port> of the gateway under attack. */
   url: string;
+  /** Its port, for attacks on a raw socket. */
+  port: number;
   /** The endpoint the attack and the other clients share. */
   endpoint: string;
   /** Ends when the runner's time for the attack is up. */
@@ -19,6 +21,10 @@ export interface ChaosCase {
   expected: string;
   /** Extra endpoint fields for the shared endpoint (merged over the runner's defaults). */
   endpoint?: Record<string, unknown>;
+  /** More endpoints beside the shared one, by name (each gets the runner's predictor and output folder unless it says otherwise). */
+  endpoints?: Record<string, Record<string, unknown>>;
+  /** The gateway is taken as started when this answers 200 (default /readyz; an endpoint that never starts needs /healthz). */
+  readyPath?: string;
   /** Extra server fields. */
   server?: Record<string, unknown>;
   /** How long the attack lasts (the other clients are measured meanwhile). */
