@@ -84,9 +84,19 @@ interface CaseResult {
 
 async function runCase(c: ChaosCase, dir: string): Promise<CaseResult> {
   const config = path.join(dir, `${c.name.replace(/\W+/g, '-')}.yaml`);
+  const top = (await c.prepare?.()) ?? {};
+  try {
+    return await runGateway(c, dir, config, top);
+  } finally {
+    await c.dispose?.();
+  }
+}
+
+async function runGateway(c: ChaosCase, dir: string, config: string, top: Record<string, unknown>): Promise<CaseResult> {
   writeFileSync(
     config,
     stringify({
+      ...top,
       server: { host: '127.0.0.1', log_level: 'warn', ...c.server },
       endpoints: Object.fromEntries(
         Object.entries({ [ENDPOINT]: c.endpoint ?? {}, ...c.endpoints }).map(([name, fields]) => [name, { predictor: PREDICTOR, output_dir: path.join(dir, 'out'), ...fields }]),

@@ -25,6 +25,10 @@ export interface ChaosCase {
   endpoints?: Record<string, Record<string, unknown>>;
   /** The gateway is taken as started when this answers 200 (default /readyz; an endpoint that never starts needs /healthz). */
   readyPath?: string;
+  /** Starts what the gateway needs before it starts; resolves with top-level config fields (e.g. `cluster`). */
+  prepare?(): Promise<Record<string, unknown>>;
+  /** Stops what `prepare` started. */
+  dispose?(): Promise<void>;
   /** Extra server fields. */
   server?: Record<string, unknown>;
   /** How long the attack lasts (the other clients are measured meanwhile). */

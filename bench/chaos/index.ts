@@ -5,6 +5,7 @@ import { failingSetup } from './failing-setup.js';
 import { httpDoor } from './http-door.js';
 import { largeBodies } from './large-bodies.js';
 import { largeResults } from './large-results.js';
+import { natsDown } from './nats-down.js';
 import { pausedHttpStreams } from './paused-http-streams.js';
 import { pausedWsReader } from './paused-ws-reader.js';
 import { pausedWsUnary } from './paused-ws-unary.js';
@@ -22,4 +23,5 @@ export const CHAOS_CASES: ChaosCase[] = [
   failingSetup,
   unhandledRejection,
   httpDoor,
+  natsDown,
 ];
