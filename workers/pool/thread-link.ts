@@ -60,6 +60,10 @@ export class ThreadReplicaLink implements ReplicaLink {
       concurrentTasksPerWorker: 2,
       atomics: 'disabled',
       name: 'default',
+      // A file answer's descriptor is opened in the replica thread and handed to the gateway's
+      // thread, which closes it once sent. A thread that tracked it would close that number again
+      // when it exits, by then often a socket's: libuv aborts the process on the next poll.
+      trackUnmanagedFds: false,
     });
     this.pool = pool;
     pool.on('error', (err: Error) => this.markLost(`worker thread failed: ${err.message}`));
