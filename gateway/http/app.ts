@@ -187,6 +187,20 @@ function answerUnrouted(res: HttpResponse, req: HttpRequest, method: string): vo
   }
 }
 
+/**
+ * 400 and close, answered one turn later. uWS goes on parsing what followed in the same read as
+ * soon as the handler returns, and a second request there clears the close flag our answer set:
+ * answered at once, a request smuggled behind this one was served and the connection kept. With
+ * our answer still pending, uWS closes the connection rather than route a pipelined request (it
+ * refuses async pipelining), so nothing behind an ambiguous length is ever read as a request; a
+ * lone request gets its 400 and the close.
+ */
 function refuseAmbiguousLength(res: HttpResponse): void {
-  writeError(res, new SwitchyardError('SY_BAD_REQUEST', CONFLICTING_LENGTH_MESSAGE), undefined, true);
+  let aborted = false;
+  res.onAborted(() => {
+    aborted = true;
+  });
+  setImmediate(() => {
+    if (!aborted) res.cork(() => writeError(res, new SwitchyardError('SY_BAD_REQUEST', CONFLICTING_LENGTH_MESSAGE), undefined, true));
+  });
 }

@@ -69,13 +69,18 @@ describe('HTTP/1.1 conformance', () => {
   });
 
   test('Content-Length headers that disagree: 400 and the connection closes', async () => {
-    const wire = request('POST', '/inference/b', ['Content-Type: application/json', 'Content-Length: 2', 'Content-Length: 13'], '{}') + 'GET /healthz HTTP/1.1\r\n\r\n';
-    const got = await exchange(port, wire);
+    const got = await exchange(port, request('POST', '/inference/b', ['Content-Type: application/json', 'Content-Length: 2', 'Content-Length: 13'], '{}'));
     const answers = parseResponses(got.bytes);
     assert.equal(answers.length, 1, got.bytes.toString());
     assert.equal(answers[0]!.status, 400);
     assert.equal(JSON.parse(answers[0]!.body.toString()).error.code, 'SY_BAD_REQUEST');
     assert.ok(got.closed, 'the server closed the connection');
+    // A complete request smuggled behind the ambiguous one is never served: the connection closes.
+    for (const follower of ['GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 'GET /v1/endpoints HTTP/1.1\r\nHost: x\r\n\r\n']) {
+      const smuggled = await exchange(port, request('POST', '/inference/b', ['Content-Type: application/json', 'Content-Length: 2', 'Content-Length: 13'], '{}') + follower);
+      assert.ok(smuggled.closed, 'the server closed the connection');
+      assert.deepEqual(parseResponses(smuggled.bytes).filter((r) => r.status !== 400), [], smuggled.bytes.toString());
+    }
     // The same on the other routes, since the body would be framed the same way.
     const onHealth = await exchange(port, request('GET', '/healthz', ['Content-Length: 1', 'Content-Length: 0'], 'x'));
     assert.equal(parseResponses(onHealth.bytes)[0]?.status, 400);
