@@ -59,13 +59,15 @@ export class AdmissionQueue {
     this.tracker.abandoned();
   }
 
-  /** Takes every live request out (to fail them together). */
-  takeAll(): Call[] {
+  /** Takes every live request out (to fail them together), except those `keep` leaves waiting in their order. */
+  takeAll(keep?: (call: Call) => boolean): Call[] {
     const out: Call[] = [];
+    const kept: Call[] = [];
     while (this.head < this.items.length) {
       const call = this.items[this.head++]!;
-      if (call.state === 'queued') out.push(call);
+      if (call.state === 'queued') (keep?.(call) ? kept : out).push(call);
     }
+    this.items.push(...kept);
     this.compact();
     return out;
   }

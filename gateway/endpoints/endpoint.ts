@@ -422,8 +422,10 @@ export class Endpoint implements ScalableEndpoint {
         this.failOrRetry(call, err);
       }
     }
-    // Requests waiting for a replica would wait for a restart that is backing off.
-    if (this.backingOff()) this.failQueued(this.unavailable());
+    // Requests waiting for a replica would wait for a restart that is backing off. A resumed
+    // stream waits for it all the same, within its fresh deadline: its client already holds part
+    // of the stream, and failing it fast would lose what a short wait keeps.
+    if (this.backingOff()) for (const call of this.queue.takeAll((c) => c.resumes > 0)) this.fail(call, this.unavailable());
     this.pump();
   }
 
