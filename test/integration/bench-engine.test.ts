@@ -271,7 +271,10 @@ test('SLO search converges on the capacity of a server with fixed service time a
     const { code, report } = await bench({ url: target.url, slo: 'p99=250ms', search: true, rate: 20, duration: 1.5, timeout: 5 });
     assert.equal(code, 0);
     const best = report.search!.bestRate!;
-    assert.ok(best >= 55 && best <= 105, `best ${best} req/s; probes ${JSON.stringify(report.search!.probes)}`);
+    // Above capacity the backlog grows by (rate - 100) requests a second, each adding 10 ms of
+    // wait: a 1.5 s probe stays within a 250 ms p99 up to about 100 + 250 / 10 / 1.5 ≈ 116 req/s.
+    // So the search may honestly answer a little above 100; far above (or below half) is wrong.
+    assert.ok(best >= 55 && best <= 120, `best ${best} req/s; probes ${JSON.stringify(report.search!.probes)}`);
     assert.ok(report.search!.probes.some((p) => !p.met && p.rate > best), 'a rate above the answer missed the SLO');
     const winning = report.runs.filter((r) => r.rate === best).at(-1)!.result;
     assert.equal(winning.slo!.met, true);
