@@ -4,6 +4,8 @@
  * gateway process for each case, measures its RSS and other clients' latency around the attack,
  * and reports. A new case is a module in this folder, listed in index.ts.
  */
+import WebSocket from 'ws';
+
 export interface ChaosContext {
   /** http://127.0.0.1:<port> of the gateway under attack. */
   url: string;
@@ -35,4 +37,14 @@ export interface ChaosCase {
   durationMs: number;
   /** Runs the attack; resolves with what was observed (counts, codes). */
   run(ctx: ChaosContext): Promise<string>;
+}
+
+/** A WebSocket to the case's endpoint, open (no compression: the bytes the gateway holds are the bytes sent). */
+export async function openEndpointSocket(url: string, endpoint: string): Promise<WebSocket> {
+  const ws = new WebSocket(`${url.replace('http', 'ws')}/inference/${endpoint}`, { perMessageDeflate: false });
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  return ws;
 }

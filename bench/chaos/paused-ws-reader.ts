@@ -1,7 +1,6 @@
 /** A WebSocket client asks for 500 streams of 32 KB chunks and stops reading. */
 import type net from 'node:net';
-import WebSocket from 'ws';
-import type { ChaosCase } from './case.js';
+import { openEndpointSocket, type ChaosCase } from './case.js';
 
 export const pausedWsReader: ChaosCase = {
   name: 'paused WebSocket reader, 500 streams',
@@ -9,11 +8,7 @@ export const pausedWsReader: ChaosCase = {
   server: { stall_timeout_ms: 5000 },
   durationMs: 8000,
   async run({ url, endpoint, signal }) {
-    const ws = new WebSocket(`${url.replace('http', 'ws')}/inference/${endpoint}`, { perMessageDeflate: false });
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
+    const ws = await openEndpointSocket(url, endpoint);
     let closeCode = 0;
     const closed = new Promise<void>((resolve) => ws.on('close', (code) => ((closeCode = code), resolve())));
     let replies = 0;

@@ -1,7 +1,7 @@
 /** A WebSocket client keeps asking for 1 MB results and never reads them. */
 import type net from 'node:net';
 import WebSocket from 'ws';
-import type { ChaosCase } from './case.js';
+import { openEndpointSocket, type ChaosCase } from './case.js';
 
 export const pausedWsUnary: ChaosCase = {
   name: 'paused WebSocket reader, 1 MB unary results',
@@ -9,11 +9,7 @@ export const pausedWsUnary: ChaosCase = {
   server: { stall_timeout_ms: 5000 },
   durationMs: 8000,
   async run({ url, endpoint, signal }) {
-    const ws = new WebSocket(`${url.replace('http', 'ws')}/inference/${endpoint}`, { perMessageDeflate: false });
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
+    const ws = await openEndpointSocket(url, endpoint);
     let closeCode = 0;
     ws.on('close', (code) => (closeCode = code));
     const socket = (ws as unknown as { _socket: net.Socket })._socket;
