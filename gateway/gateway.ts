@@ -115,6 +115,8 @@ export class Gateway {
   private listenSocket: us_listen_socket | undefined;
   private webSockets: OpenWebSockets | undefined;
   private draining = false;
+  /** Running while the NATS connection fails over to another server (see onClusterStatus). */
+  private failoverTimer: NodeJS.Timeout | undefined;
   private readonly stalls: StallWatch;
   private readonly startedAt = Date.now();
   private readonly uws;
@@ -180,7 +182,7 @@ export class Gateway {
     if (cluster && config.cluster) {
       cluster.remote.onMembership((event) => gateway.onMembership(event));
       gateway.metrics.onClusterConnection('connected');
-      cluster.connection.onStatus((status) => gateway.onClusterStatus(status));
+      cluster.connection.onStatus((status) => gateway.onClusterStatus(status, cluster));
       // Nodes answer the discover sent on open at once: give them a moment, so the first placement
       // sees every node (and each endpoint's preferred region) instead of the first to answer.
       await delay(2 * config.cluster.heartbeat_interval_ms);
@@ -197,19 +199,43 @@ export class Gateway {
     return gateway;
   }
 
-  /** Losing NATS cuts off every node agent: their requests fail fast instead of waiting out deadlines. */
-  private onClusterStatus(status: ConnectionStatus): void {
+  /**
+   * Losing NATS cuts off every node agent: their requests fail fast instead of waiting out
+   * deadlines. Where another server of the cluster is known, the loss is first a failover: requests
+   * wait up to `failover_grace_ms` for the reconnection instead of failing, and those in flight
+   * are sent again once it is back (answers meanwhile had nowhere to go).
+   */
+  private onClusterStatus(status: ConnectionStatus, cluster: { connection: ClusterConnection }): void {
     // Shutting down closes the connection on purpose.
     if (this.draining) return;
     if (status.type === 'disconnected' || status.type === 'closed') {
       if (status.type === 'disconnected') this.metrics.onClusterConnection('disconnected');
       this.log.warn({ ...(status.type === 'disconnected' ? { server: status.server } : {}) }, status.type === 'closed' ? 'NATS connection closed' : 'NATS connection lost');
+      const graceMs = this.config.cluster?.failover_grace_ms ?? 0;
+      if (status.type === 'disconnected' && cluster.connection.canFailOver && graceMs > 0) {
+        for (const endpoint of this.endpoints.values()) endpoint.clusterInterrupted();
+        this.failoverTimer ??= setTimeout(() => {
+          this.failoverTimer = undefined;
+          if (cluster.connection.state === 'connected' || this.draining) return;
+          this.log.warn({ graceMs }, 'NATS failover took longer than failover_grace_ms: the cluster is unreachable');
+          for (const endpoint of this.endpoints.values()) endpoint.setClusterReachable(false);
+        }, graceMs);
+        this.failoverTimer.unref();
+        return;
+      }
+      this.clearFailover();
       for (const endpoint of this.endpoints.values()) endpoint.setClusterReachable(false);
     } else if (status.type === 'reconnected') {
+      this.clearFailover();
       this.metrics.onClusterConnection('reconnected');
       this.log.info({ server: status.server }, 'NATS connection restored');
       for (const endpoint of this.endpoints.values()) endpoint.setClusterReachable(true);
     }
+  }
+
+  private clearFailover(): void {
+    if (this.failoverTimer) clearTimeout(this.failoverTimer);
+    this.failoverTimer = undefined;
   }
 
   private onMembership(event: MembershipEvent): void {
@@ -371,6 +397,7 @@ export class Gateway {
   }
 
   private async closeCluster(): Promise<void> {
+    this.clearFailover();
     if (!this.cluster) return;
     await this.cluster.federation?.close();
     await this.cluster.remote.close();

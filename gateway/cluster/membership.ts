@@ -4,6 +4,7 @@
  * cluster loop feeds it and acts on the events.
  *
  *   (announce) → alive ⇄ suspect (no heartbeat for `suspectAfterMissed` intervals)
+ *                  │ `reconnected` when its connection count rises (it moved to another NATS server)
  *                  └──────┴──→ dead (no heartbeat for `deadAfterMs`, a leave, or a newer incarnation)
  *
  * Dead is final for an incarnation: it is buried, and anything it sends later is reported as
@@ -67,6 +68,8 @@ export interface NodeMember {
   readonly lastSeenAt: number;
   /** In-flight requests per replica key, as of the last heartbeat. */
   readonly inFlight: Readonly<Record<string, number>>;
+  /** How many times the node has connected to NATS (see NodeHeartbeat.connection). */
+  readonly connection: number;
 }
 
 export type DeathReason = 'timeout' | 'left' | 'replaced';
@@ -76,6 +79,8 @@ export type MembershipEvent =
   | { type: 'suspect'; name: string; incarnation: string }
   | { type: 'recovered'; name: string; incarnation: string }
   | { type: 'draining'; name: string; incarnation: string }
+  /** The node reconnected to NATS (its server died): messages to and from it meanwhile may be lost. */
+  | { type: 'reconnected'; name: string; incarnation: string }
   | { type: 'dead'; name: string; incarnation: string; reason: DeathReason }
   /** A heartbeat from an incarnation this gateway never saw announce: ask nodes to announce. */
   | { type: 'unknown'; name: string; incarnation: string }
@@ -122,7 +127,7 @@ export class Membership {
       existing.region = msg.region;
       existing.devices = msg.devices;
       existing.maxReplicas = msg.maxReplicas;
-      return this.seen(existing, now);
+      return [...this.seen(existing, now), ...this.connected(existing, msg.connection)];
     }
     if (existing) events.push(this.bury(existing, 'replaced'));
     const node: MutableMember = {
@@ -135,6 +140,7 @@ export class Membership {
       draining: false,
       lastSeenAt: now,
       inFlight: {},
+      connection: typeof msg.connection === 'number' ? msg.connection : 1,
     };
     this.members.set(msg.name, node);
     events.push({ type: 'joined', node: { ...node } });
@@ -146,7 +152,7 @@ export class Membership {
     const m = this.members.get(msg.name);
     if (!m || m.incarnation !== msg.incarnation) return [{ type: 'unknown', name: msg.name, incarnation: msg.incarnation }];
     m.inFlight = msg.inFlight;
-    const events = this.seen(m, now);
+    const events = [...this.seen(m, now), ...this.connected(m, msg.connection)];
     if (msg.draining && !m.draining) {
       m.draining = true;
       events.push({ type: 'draining', name: m.name, incarnation: m.incarnation });
@@ -189,6 +195,13 @@ export class Membership {
     if (m.state !== 'suspect') return [];
     m.state = 'alive';
     return [{ type: 'recovered', name: m.name, incarnation: m.incarnation }];
+  }
+
+  /** A higher connection count than known: the node reconnected since (nodes without the count never say). */
+  private connected(m: MutableMember, connection: number | undefined): MembershipEvent[] {
+    if (typeof connection !== 'number' || connection <= m.connection) return [];
+    m.connection = connection;
+    return [{ type: 'reconnected', name: m.name, incarnation: m.incarnation }];
   }
 
   private bury(m: MutableMember, reason: DeathReason): MembershipEvent {

@@ -216,6 +216,12 @@ export const clusterSchema = z
     suspect_after_missed: positiveInt.default(3),
     /** A node silent this long is dead: its replicas are lost and re-placed. */
     dead_after_ms: positiveInt.default(1_000),
+    /**
+     * With more than one NATS server known, a lost connection is a failover: requests for node
+     * agents wait this long for the reconnection (within their deadline), and those in flight are
+     * sent again once it is back. Still down after it, the cluster counts as unreachable (503).
+     */
+    failover_grace_ms: positiveInt.default(3_000),
   })
   .strict()
   .refine((c) => [c.token, c.user, c.nkey_seed_file, c.creds_file].filter((v) => v !== undefined).length <= 1, {

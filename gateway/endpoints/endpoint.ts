@@ -8,7 +8,9 @@
  * Fail-over: a unary request whose replica is lost goes back to the front of the queue and runs
  * elsewhere within its deadline (idempotent endpoints); a stream that already started continues on
  * another replica when its predictor is resumable (stream-resume.ts), else ends with
- * SY_REPLICA_LOST. Scale-down drains: a draining replica takes no new request and stops once its
+ * SY_REPLICA_LOST. A unary request whose messages may have been lost when a NATS server died (the
+ * gateway or the replica's node reconnected to another one) is sent again the same way.
+ * Scale-down drains: a draining replica takes no new request and stops once its
  * in-flight ones are done.
  *
  * A request past its deadline is answered 504 at once and cancelled on its replica; the time it
@@ -437,15 +439,27 @@ export class Endpoint implements ScalableEndpoint {
   }
 
   /**
-   * The gateway's NATS connection went down or came back. Down: node agents' replicas take no new
-   * work, what they were doing is retried here (unary, idempotent) or failed at once (nothing would
-   * reach the client through NATS), and requests only node agents could serve get 503 at once.
+   * The gateway's NATS connection dropped and is failing over to another server of the cluster:
+   * node agents' replicas take no new work (requests wait in the queue, within their deadline)
+   * and what they are doing stays theirs until the connection is back (`setClusterReachable(true)`
+   * then sends it again) or the failover is given up (`setClusterReachable(false)`).
+   */
+  clusterInterrupted(): void {
+    for (const replica of this.replicaSet.all) if (replica.remote) replica.unreachable = true;
+  }
+
+  /**
+   * The gateway's NATS connection went down for good or came back. Down: node agents' replicas
+   * take no new work, what they were doing is retried here (unary, idempotent) or failed at once
+   * (nothing would reach the client through NATS), and requests only node agents could serve get
+   * 503 at once. Back: answers sent to this gateway while it was away are lost, so the unary
+   * requests in flight on node agents are sent again.
    */
   setClusterReachable(reachable: boolean): void {
     this.clusterDown = !reachable;
     for (const replica of this.replicaSet.all) if (replica.remote) replica.unreachable = !reachable;
     if (reachable) {
-      this.pump();
+      this.resend((replica) => replica.remote, 'the gateway reconnected to NATS');
       return;
     }
     const err = clusterUnavailable(this.name);
@@ -458,6 +472,30 @@ export class Endpoint implements ScalableEndpoint {
       }
     }
     if (!this.servesLocally()) this.failQueued(err);
+    this.pump();
+  }
+
+  /**
+   * Messages to or from these replicas may have been lost (a NATS server on their way died): the
+   * unary requests in flight there are cancelled and sent again, to any replica, within their
+   * deadline. Only those a retry is allowed for (idempotent endpoint, attempts left); the others
+   * stay, and end with their answer or at their deadline. A request that was not lost runs twice;
+   * the node forgot the cancelled copy's id, so only one answer reaches the client.
+   */
+  private resend(where: (replica: Replica) => boolean, why: string): void {
+    const lost = new SwitchyardError('SY_REPLICA_LOST', why);
+    let resent = 0;
+    for (const replica of this.replicaSet.all) {
+      if (!where(replica)) continue;
+      for (const call of [...replica.calls.values()]) {
+        if (call.state !== 'running' || !this.mayRetry(call, lost.code)) continue;
+        this.cancelOn(replica, call);
+        this.release(call, replica);
+        this.queue.pushFront(call);
+        resent++;
+      }
+    }
+    if (resent > 0) this.observer.onLog('info', 'requests sent again after a NATS failover', { endpoint: this.name, requests: resent, why });
     this.pump();
   }
 
@@ -480,6 +518,10 @@ export class Endpoint implements ScalableEndpoint {
 
   /** The one way membership reaches an endpoint: a node changed (see ReplicaSet.onNodeChange). */
   onNodeChange(node: string, change: NodeChange, place: boolean): void {
+    if (change === 'reconnected') {
+      this.resend((replica) => replica.remote && replica.link.node === node, `node ${node} reconnected to NATS`);
+      return;
+    }
     this.replicaSet.onNodeChange(node, change, place && !this.closed);
     if (change === 'recovered') this.pump();
   }

@@ -45,7 +45,7 @@ export interface ReplicaCounts {
 export type ReplacementReason = 'lost' | 'wedged';
 
 /** How a node's membership change touches the replicas on it. */
-export type NodeChange = 'joined' | 'suspect' | 'recovered' | 'draining' | 'dead';
+export type NodeChange = 'joined' | 'suspect' | 'recovered' | 'draining' | 'dead' | 'reconnected';
 
 export class ReplicaSet {
   private readonly replicas: Replica[] = [];
@@ -167,7 +167,7 @@ export class ReplicaSet {
     }
     // A node that joined or came back may take what the endpoint is short of; one that died or
     // drains left replicas to re-place. Reconcile does nothing for an endpoint at its count.
-    if (change !== 'suspect') this.reconcile();
+    if (change !== 'suspect' && change !== 'reconnected') this.reconcile();
   }
 
   /** No new requests; stops once the in-flight ones finished. */

@@ -11,12 +11,14 @@ export interface ScriptedLinkOptions {
   autoStart?: boolean;
   /** The replica confirms cancels (the endpoint then waits for the confirmation). */
   confirmsCancels?: boolean;
+  /** The node it runs on (default `local`: this machine; any other name makes it a node agent's). */
+  node?: string;
 }
 
 export class ScriptedLink implements ReplicaLink {
   readonly endpoint: string;
   readonly device = 'cpu';
-  readonly node = 'local';
+  readonly node: string;
   readonly region = 'local';
   readonly confirmsCancels: boolean;
   readonly sent: RequestEnvelope[] = [];
@@ -33,6 +35,7 @@ export class ScriptedLink implements ReplicaLink {
     this.endpoint = replicaId.split('/')[0]!;
     this.autoStart = options.autoStart ?? true;
     this.confirmsCancels = options.confirmsCancels ?? false;
+    this.node = options.node ?? 'local';
   }
 
   start(events: ReplicaLinkEvents): Promise<void> {

@@ -9,7 +9,7 @@ import type { DeviceInfo } from '../../native/devices.js';
 const device = (id: string): DeviceInfo => ({ id, kind: id === 'cpu' ? 'cpu' : 'cuda', name: id, memoryBytes: 1 << 30 });
 
 function member(name: string, region: string, devices: string[], maxReplicas: number, inFlight: Record<string, number> = {}): NodeMember {
-  return { name, region, devices: devices.map(device), maxReplicas, inFlight, incarnation: `${name}-1`, state: 'alive', draining: false, lastSeenAt: 0 };
+  return { name, region, devices: devices.map(device), maxReplicas, inFlight, incarnation: `${name}-1`, state: 'alive', draining: false, lastSeenAt: 0, connection: 1 };
 }
 
 /** A cluster of plain data: links are records, nothing is started. */

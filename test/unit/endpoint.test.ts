@@ -22,9 +22,14 @@ class Factory implements ReplicaFactory {
   constructor(
     private readonly autoStart = true,
     private readonly confirmsCancels = false,
+    /** Nodes the replicas run on, in turn (default: this machine). */
+    private readonly nodes: string[] = ['local'],
   ) {}
   create(_e: string, _c: unknown, count: number): ReplicaLink[] {
-    const made = Array.from({ length: count }, () => new ScriptedLink(`e/cpu/${this.links.length + 1}`, { autoStart: this.autoStart, confirmsCancels: this.confirmsCancels }));
+    const made = Array.from({ length: count }, (_, i) => {
+      const n = this.links.length + i;
+      return new ScriptedLink(`e/cpu/${n + 1}`, { autoStart: this.autoStart, confirmsCancels: this.confirmsCancels, node: this.nodes[n % this.nodes.length]! });
+    });
     this.links.push(...made);
     return made;
   }
@@ -149,6 +154,84 @@ describe('Endpoint', () => {
     await ep.close();
     assert.deepEqual(sink.errors.map((e) => e.code), ['SY_SHUTTING_DOWN']);
     assert.equal(ep.inFlight, 0);
+  });
+});
+
+describe('Endpoint: a NATS server dies between the gateway and a node', () => {
+  const result = (id: number) => ({ t: 'result' as const, id, body: new Uint8Array([123, 125]), contentType: 'application/json' });
+
+  /** One replica on each of n1 and n2, a request in flight on each. */
+  async function twoNodes(fields: Record<string, unknown> = {}) {
+    const factory = new Factory(true, false, ['n1', 'n2']);
+    const ep = endpoint({ replicas: 2, max_concurrency: 1, ...fields }, factory);
+    ep.reconcile();
+    await turn();
+    const sinks = [new Sink(), new Sink()];
+    const calls = sinks.map((s) => call(s));
+    for (const c of calls) ep.submit(c);
+    await turn();
+    const [n1, n2] = factory.links as [ScriptedLink, ScriptedLink];
+    const onN1 = calls.find((c) => n1.sent.some((r) => r.id === c.id))!;
+    const onN2 = calls.find((c) => n2.sent.some((r) => r.id === c.id))!;
+    assert.ok(onN1 && onN2, 'one request on each node');
+    return { ep, n1, n2, onN1, onN2 };
+  }
+
+  test('requests in flight on a node that reconnected are cancelled there and sent again; the client gets one answer', async () => {
+    const { ep, n1, n2, onN1, onN2 } = await twoNodes();
+    ep.onNodeChange('n1', 'reconnected', true);
+    assert.deepEqual(n1.controls, [{ t: 'cancel', id: onN1.id }]);
+    assert.deepEqual(n2.controls, [], 'the other node is left alone');
+    await turn();
+    // Sent again to a replica with room: n1's (n2's holds its one slot).
+    assert.equal(n1.sent.filter((r) => r.id === onN1.id).length, 2);
+    assert.equal(ep.inFlight, 2);
+    // The copy sent before the reconnection did arrive after all: its answer is taken, the second is not.
+    n1.events.onFrames([result(onN1.id)]);
+    n1.events.onFrames([result(onN1.id)]);
+    n2.events.onFrames([result(onN2.id)]);
+    const sinks = [onN1.sink as Sink, onN2.sink as Sink];
+    assert.deepEqual(sinks.map((s) => s.results), [1, 1]);
+    assert.deepEqual(sinks.flatMap((s) => s.errors), []);
+    assert.equal(ep.inFlight, 0);
+    await ep.close();
+  });
+
+  test('a non-idempotent endpoint never sends a request twice: it stays in flight on the reconnected node', async () => {
+    const { ep, n1, onN1 } = await twoNodes({ idempotent: false });
+    ep.onNodeChange('n1', 'reconnected', true);
+    await turn();
+    assert.deepEqual(n1.controls, []);
+    assert.equal(n1.sent.filter((r) => r.id === onN1.id).length, 1);
+    n1.events.onFrames([result(onN1.id)]);
+    assert.equal((onN1.sink as Sink).results, 1);
+    await ep.close();
+  });
+
+  test('while the gateway fails over to another NATS server new requests wait; once back, those in flight are sent again', async () => {
+    const { ep, n1, n2, onN1, onN2 } = await twoNodes();
+    ep.clusterInterrupted();
+    const waiting = new Sink();
+    const late = call(waiting);
+    ep.submit(late);
+    await turn();
+    assert.equal(ep.queued, 1, 'it waits instead of failing');
+    assert.deepEqual(waiting.errors, []);
+    assert.ok(![...n1.sent, ...n2.sent].some((r) => r.id === late.id), 'nothing is sent while the connection is down');
+    ep.setClusterReachable(true);
+    assert.deepEqual(n1.controls, [{ t: 'cancel', id: onN1.id }]);
+    assert.deepEqual(n2.controls, [{ t: 'cancel', id: onN2.id }]);
+    await turn();
+    // Both in flight again (one slot per replica); the late one waits its turn.
+    assert.equal(n1.sent.filter((r) => r.id === onN1.id).length + n2.sent.filter((r) => r.id === onN1.id).length, 2);
+    assert.equal(ep.inFlight, 2);
+    assert.equal(ep.queued, 1);
+    const link = onN1.replica!.link as ScriptedLink;
+    link.events.onFrames([result(onN1.id)]);
+    assert.equal((onN1.sink as Sink).results, 1);
+    await turn();
+    assert.equal(ep.queued, 0, 'the late request runs once a slot is free');
+    await ep.close();
   });
 });
 

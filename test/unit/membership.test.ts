@@ -31,6 +31,20 @@ describe('Membership', () => {
     assert.equal(m.isRoutable('a', 'other'), false);
   });
 
+  it('reports a node that reconnected to NATS once, whether its announce or a heartbeat says so first', () => {
+    const m = new Membership();
+    m.announce({ ...announce('a', 'i1'), connection: 1 }, 0);
+    assert.deepEqual(m.heartbeat(beat('a', 'i1', { connection: 1 }), 100), []);
+    assert.deepEqual(m.heartbeat(beat('a', 'i1', { connection: 2 }), 200), [{ type: 'reconnected', name: 'a', incarnation: 'i1' }]);
+    assert.deepEqual(types(m.announce({ ...announce('a', 'i1'), connection: 2 }, 250)), [], 'the same reconnection is reported once');
+    assert.deepEqual(types(m.announce({ ...announce('a', 'i1'), connection: 3 }, 300)), ['reconnected']);
+    // A heartbeat sent before the reconnection and delivered after it says nothing new.
+    assert.deepEqual(m.heartbeat(beat('a', 'i1', { connection: 2 }), 350), []);
+    // Nodes that do not count their connections never report one.
+    assert.deepEqual(m.heartbeat(beat('a', 'i1'), 400), []);
+    assert.equal(m.get('a')?.connection, 3);
+  });
+
   it('keeps a node alive while heartbeats arrive within the interval', () => {
     const m = new Membership();
     m.announce(announce('a', 'i1'), 0);

@@ -58,7 +58,7 @@ export interface ClusterAuthOptions {
 }
 
 export interface ClusterConnectOptions extends ClusterAuthOptions {
-  /** `nats://host:4222`, several comma-separated, or a list. */
+  /** `nats://host:4222`, several comma-separated, or a list; tried in this order (list the nearest first). */
   servers: string | string[];
   prefix?: string | undefined;
   /** Shown in the server's monitoring pages. */
@@ -131,8 +131,21 @@ export class ClusterConnection {
   private constructor(
     readonly nc: NatsConnection,
     readonly subjects: ClusterSubjects,
+    /** The servers this connection was given. */
+    private readonly configured: readonly string[],
   ) {
     void this.watch();
+  }
+
+  /**
+   * Whether another server is known to move to when the current one dies: several were given,
+   * or the server advertised the other members of its cluster. A lost connection is then a
+   * failover that takes a moment, not an outage.
+   */
+  get canFailOver(): boolean {
+    const known = new Set<string>();
+    for (const url of [...this.configured, ...(this.nc.info?.connect_urls ?? [])]) known.add(url.replace(/^[a-z]+:\/\//i, '').toLowerCase());
+    return known.size > 1;
   }
 
   static async connect(opts: ClusterConnectOptions): Promise<ClusterConnection> {
@@ -144,6 +157,8 @@ export class ClusterConnection {
     const wait = opts.reconnectWaitMs ?? 500;
     const natsOptions: NodeConnectionOptions = {
       servers,
+      // In the order given: in a geo-distributed cluster the nearest server comes first.
+      noRandomize: true,
       ...(opts.name === undefined ? {} : { name: opts.name }),
       timeout: opts.connectTimeoutMs ?? 5_000,
       maxReconnectAttempts: -1,
@@ -165,7 +180,7 @@ export class ClusterConnection {
       const cause = (err as Error).cause instanceof Error ? `: ${((err as Error).cause as Error).message}` : '';
       throw new ClusterConnectError('SY_NATS_UNREACHABLE', `cannot connect to NATS at ${where}: ${(err as Error).message}${cause}`, { cause: err });
     }
-    return new ClusterConnection(nc, subjects);
+    return new ClusterConnection(nc, subjects, servers);
   }
 
   get state(): ConnectionState {

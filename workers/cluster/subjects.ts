@@ -120,6 +120,8 @@ export interface NodeAnnounce {
   maxReplicas: number;
   /** The interval the node heartbeats at, in ms. */
   heartbeatIntervalMs: number;
+  /** How many times this incarnation has connected to NATS (1, then +1 per reconnect); see NodeHeartbeat. */
+  connection?: number;
 }
 
 export interface NodeHeartbeat {
@@ -130,6 +132,12 @@ export interface NodeHeartbeat {
   inFlight: Record<string, number>;
   /** The node is shutting down: no new placements or requests, in-flight work finishes. */
   draining: boolean;
+  /**
+   * How many times this incarnation has connected to NATS. A rise means the node moved to another
+   * server (its own died): messages to and from it in the meantime may be lost, so gateways retry
+   * what they had in flight there.
+   */
+  connection?: number;
 }
 
 export interface NodeLeave {

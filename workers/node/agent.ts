@@ -87,6 +87,8 @@ export class NodeAgent {
   private artifacts: Promise<ArtifactStore> | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private seq = 0;
+  /** Connections to NATS so far (announced: a rise tells gateways to retry what they had in flight here). */
+  private connections = 1;
   private draining = false;
   private closing: Promise<void> | undefined;
   private readonly log: NonNullable<NodeAgentSettings['log']>;
@@ -166,7 +168,11 @@ export class NodeAgent {
       this.fenced(fence);
     });
     this.connection.onStatus((status) => {
-      if (status.type === 'reconnected') this.announce();
+      if (status.type === 'reconnected') {
+        this.connections++;
+        this.log('reconnected to NATS', { server: status.server, connection: this.connections });
+        this.announce();
+      }
       if (status.type === 'closed' && !this.closing) void this.stopAll('the node lost its NATS connection for good');
     });
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.heartbeatIntervalMs);
@@ -182,6 +188,7 @@ export class NodeAgent {
       devices: [...this.devices],
       maxReplicas: this.maxReplicas,
       heartbeatIntervalMs: this.heartbeatIntervalMs,
+      connection: this.connections,
     };
     this.connection.publish(this.connection.subjects.announce, pack(msg));
   }
@@ -189,7 +196,7 @@ export class NodeAgent {
   private heartbeat(): void {
     const inFlight: Record<string, number> = {};
     for (const [key, hosted] of this.replicas) if (hosted.ready) inFlight[key] = hosted.inFlight.size;
-    const msg: NodeHeartbeat = { name: this.name, incarnation: this.incarnationNow, seq: ++this.seq, inFlight, draining: this.draining };
+    const msg: NodeHeartbeat = { name: this.name, incarnation: this.incarnationNow, seq: ++this.seq, inFlight, draining: this.draining, connection: this.connections };
     this.connection.publish(this.connection.subjects.heartbeat, pack(msg));
   }
 
