@@ -191,6 +191,7 @@ export class Gateway {
     await cluster?.federation?.start({
       endpoints: gateway.endpoints,
       addEndpoint: gateway.addEndpoint,
+      removeEndpoint: (name) => gateway.removeEndpoint(name),
       url: () => `http://${config.server.host}:${gateway.port}`,
       log: (level, msg, fields) => gateway.log[level](fields ?? {}, msg),
     });
@@ -276,6 +277,21 @@ export class Gateway {
         resolve();
       });
     });
+  }
+
+  /**
+   * Takes an endpoint out of service (a federation's deployment dropped it): requests for it get
+   * 404 from now on, the ones it holds finish (within `shutdown_grace_ms`), then it closes.
+   */
+  removeEndpoint(name: string): void {
+    const endpoint = this.endpoints.get(name);
+    if (!endpoint) return;
+    this.endpoints.delete(name);
+    this.log.info({ endpoint: name }, 'endpoint removed from the deployment: draining');
+    void endpoint
+      .drain(this.config.server.shutdown_grace_ms)
+      .then(() => endpoint.close())
+      .catch((err: unknown) => this.log.error({ endpoint: name, err: String(err) }, 'closing a removed endpoint failed'));
   }
 
   /** Resolves once every endpoint that should have replicas has a ready one (or `timeoutMs` passed). */

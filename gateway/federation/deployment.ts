@@ -88,6 +88,10 @@ export class DeploymentStore {
     }
     const deployment: StoredDeployment = { endpoints: Object.keys(config.endpoints), deployedAt: new Date().toISOString() };
     await this.kv.put('deployment', encodeJson(deployment));
+    // Endpoints left out are no longer deployed (their leaders stop their replicas); their entries go.
+    for await (const key of await this.kv.keys('endpoints.*')) {
+      if (!(key.slice('endpoints.'.length) in config.endpoints)) await this.kv.delete(key);
+    }
     return stored;
   }
 

@@ -50,6 +50,12 @@ export interface EndpointLeaderOptions {
 
 const clone = <T>(v: T): T => structuredClone(v);
 
+/** The count an endpoint starts at: `replicas`, within the autoscaler's bounds. */
+function initialCount(stored: StoredEndpoint): number {
+  const a = stored.config.autoscaling;
+  return a ? Math.max(a.min_replicas, Math.min(stored.config.replicas, a.max_replicas)) : stored.config.replicas;
+}
+
 export class EndpointLeader {
   private revision = 0;
   private current: ReplicaSetRecord | undefined;
@@ -67,6 +73,9 @@ export class EndpointLeader {
   /** Failed starts back off (250 ms doubling, up to 30 s), so a predictor that cannot load does not spin. */
   private startFailures = 0;
   private nextStartAt = 0;
+  /** The endpoint left the deployment: its replicas drain and stop, then its record is deleted. */
+  private retired = false;
+  private recordGone = false;
   lastError: string | undefined;
 
   constructor(
@@ -74,8 +83,7 @@ export class EndpointLeader {
     private readonly opts: EndpointLeaderOptions,
   ) {
     this.lease = new LeaseWatch(opts.timings.leaseMs);
-    const a = stored.config.autoscaling;
-    this.desiredNow = a ? Math.max(a.min_replicas, Math.min(stored.config.replicas, a.max_replicas)) : stored.config.replicas;
+    this.desiredNow = initialCount(stored);
   }
 
   get name(): string {
@@ -101,7 +109,32 @@ export class EndpointLeader {
   /** A redeploy: a new version rolls out, new knobs apply from the next decision. */
   update(stored: StoredEndpoint): void {
     this.stored = stored;
+    if (this.retired) {
+      // Deployed again while it was being removed: it serves again.
+      this.retired = false;
+      this.recordGone = false;
+      this.desiredNow = initialCount(stored);
+      if (this.leading && stored.config.autoscaling) this.startAutoscaler(stored.config.autoscaling);
+    }
     if (!stored.config.autoscaling) this.desiredNow = stored.config.replicas;
+  }
+
+  /**
+   * The endpoint left the deployment: whoever leads it drains and stops every replica (in-flight
+   * requests finish first), then deletes its record. Followers keep following, so a new leader
+   * finishes the job if this one dies.
+   */
+  retire(): void {
+    if (this.retired) return;
+    this.retired = true;
+    this.autoscaler?.stop();
+    this.autoscaler = undefined;
+    this.desiredNow = 0;
+  }
+
+  /** Retired, and its record is gone: nothing is left to follow. */
+  get finished(): boolean {
+    return this.retired && this.recordGone;
   }
 
   stop(): void {
@@ -115,6 +148,14 @@ export class EndpointLeader {
     const now = Date.now();
     const entry = await this.opts.kv.get(this.key);
     if (!entry || entry.operation !== 'PUT') {
+      // Only a removal deletes a record: one this gateway saw is not created again from here (the
+      // deployment, reread every second, says whether the endpoint is deployed again).
+      if (this.retired || this.current) {
+        this.retire();
+        this.recordGone = true;
+        this.stop();
+        return;
+      }
       await this.claim(undefined);
       return;
     }
@@ -149,10 +190,11 @@ export class EndpointLeader {
     this.revision = rev;
     this.current = base;
     this.lastWriteAt = performance.now();
-    this.desiredNow = this.stored.config.autoscaling ? Math.max(this.stored.config.autoscaling.min_replicas, base.desired) : this.stored.config.replicas;
+    if (this.retired) this.desiredNow = 0;
+    else this.desiredNow = this.stored.config.autoscaling ? Math.max(this.stored.config.autoscaling.min_replicas, base.desired) : this.stored.config.replicas;
     this.opts.cluster.connection.publish(this.opts.cluster.connection.subjects.fence, pack({ endpoint: this.name, token: rev } satisfies Fence));
     this.opts.log('info', 'leading endpoint', { endpoint: this.name, token: rev });
-    if (this.stored.config.autoscaling) this.startAutoscaler(this.stored.config.autoscaling);
+    if (this.stored.config.autoscaling && !this.retired) this.startAutoscaler(this.stored.config.autoscaling);
     // Inherited starts may or may not have reached their node: stop them and place afresh.
     const inherited = base.replicas.filter((r) => r.state === 'starting');
     if (inherited.length) {
@@ -228,6 +270,10 @@ export class EndpointLeader {
 
   private async lead(now: number): Promise<void> {
     const record = this.current!;
+    if (this.retired && record.replicas.length === 0) {
+      await this.deleteRecord();
+      return;
+    }
     const plan = planReplicaSet({ replicas: record.replicas, desired: this.desiredNow, version: this.stored.version }, (r) => this.present(r, now));
     if (now < this.nextStartAt) plan.start = 0;
     const drained = record.replicas.filter((r) => r.state === 'draining' && !this.stopping.has(r.key) && this.drained(r, now));
@@ -249,6 +295,19 @@ export class EndpointLeader {
       await this.commit(() => undefined);
     }
     for (const r of drained) void this.finishDrain(r);
+  }
+
+  /** The last step of a removal: the record goes, conditioned on the revision this leader wrote. */
+  private async deleteRecord(): Promise<void> {
+    try {
+      await this.opts.kv.delete(this.key, { previousSeq: this.revision });
+    } catch (err) {
+      this.stepDown(`the record moved under it (${(err as Error).message})`);
+      return;
+    }
+    this.recordGone = true;
+    this.opts.log('info', 'endpoint removed: every replica stopped', { endpoint: this.name });
+    this.stop();
   }
 
   /** A draining replica may stop: gateways had time to see it drain, and it has nothing in flight (or took too long). */

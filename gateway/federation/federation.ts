@@ -43,6 +43,8 @@ export interface GatewayEntry {
 export interface FederationHost {
   readonly endpoints: Map<string, Endpoint>;
   addEndpoint(name: string, config: EndpointConfig): Endpoint;
+  /** Takes an endpoint out of routing (requests for it get 404); its in-flight requests finish. */
+  removeEndpoint(name: string): void;
   url(): string;
   log(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void;
 }
@@ -138,17 +140,22 @@ export class Federation {
     if (!loaded) return;
     this.deployment = loaded.deployment;
     for (const stored of loaded.endpoints) this.follow(host, stored);
+    // Gone from the deployment: no gateway routes to it; its leader drains and stops its replicas.
+    const deployed = new Set(loaded.deployment.endpoints);
+    for (const leader of this.leaders.values()) if (!deployed.has(leader.name)) leader.retire();
+    for (const name of [...host.endpoints.keys()]) if (!deployed.has(name)) host.removeEndpoint(name);
   }
 
   private follow(host: FederationHost, stored: StoredEndpoint): void {
+    if (!host.endpoints.has(stored.name)) {
+      // With no replica ready yet (a new deployment, a region lost, scaled to zero), requests wait
+      // for one, bounded by their deadline; the leader sees them in this gateway's signals.
+      host.addEndpoint(stored.name, stored.config).onColdStart = () => undefined;
+    }
     const known = this.leaders.get(stored.name);
     if (known) {
       known.update(stored);
       return;
-    }
-    if (!host.endpoints.has(stored.name)) {
-      // With no replica ready yet (a new deployment, a region lost), requests wait for one, bounded by their deadline.
-      host.addEndpoint(stored.name, stored.config).onColdStart = () => undefined;
     }
     this.leaders.set(
       stored.name,
@@ -175,6 +182,12 @@ export class Federation {
             await leader.tick();
           } catch (err) {
             host.log('warn', 'reading the replica set failed', { endpoint: leader.name, err: String(err) });
+          }
+          if (leader.finished) {
+            this.leaders.delete(leader.name);
+            this.aggregators.delete(leader.name);
+            this.factory.forget(leader.name);
+            return;
           }
           const endpoint = host.endpoints.get(leader.name);
           if (endpoint && leader.record) this.factory.sync(endpoint, leader.record.replicas);

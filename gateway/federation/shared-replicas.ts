@@ -52,6 +52,11 @@ export class SharedReplicaFactory implements ReplicaFactory {
     if ((this.attachable.get(link.endpoint) ?? []).some((r) => r.key === key)) this.lost.add(key);
   }
 
+  /** The endpoint left the deployment. */
+  forget(endpoint: string): void {
+    this.attachable.delete(endpoint);
+  }
+
   /**
    * Makes `endpoint` route to exactly the ready replicas of its record: those that left the
    * record or started draining are drained here (in-flight requests finish), new ones attached.

@@ -308,6 +308,7 @@ export class NodeAgent {
     if (hosted) {
       this.replicas.delete(key);
       if (hosted.ready) await hosted.link.stop();
+      this.log('replica stopped', { replica: hosted.link.replicaId, key });
     }
     this.reply(msg, { ok: true });
   }
