@@ -44,10 +44,10 @@ export async function runCli(args: string[]): Promise<string> {
 }
 
 /** Writes `endpoints` as an app.yaml in `dir` and deploys it with `switchyard deploy`. */
-export async function deploy(nats: string, dir: string, endpoints: Record<string, Record<string, unknown>>, name = 'app.yaml'): Promise<string> {
+export async function deploy(nats: string, dir: string, endpoints: Record<string, Record<string, unknown>>, name = 'app.yaml', extra: string[] = []): Promise<string> {
   const file = path.join(dir, name);
   writeFileSync(file, stringify({ endpoints }));
-  return runCli(['deploy', '--config', file, '--nats', nats]);
+  return runCli(['deploy', '--config', file, '--nats', nats, ...extra]);
 }
 
 export interface StatusJson {
@@ -56,7 +56,7 @@ export interface StatusJson {
   endpoints: Record<string, { version: string; leader: { gateway: string; region: string; token: number } | null; desired: number | null; replicas: Array<{ key: string; replicaId: string; node: string; state: string; version: string }> }>;
 }
 
-export async function status(nats: string): Promise<StatusJson> {
-  const out = await runCli(['status', '--nats', nats, '--json']);
+export async function status(nats: string, extra: string[] = []): Promise<StatusJson> {
+  const out = await runCli(['status', '--nats', nats, '--json', ...extra]);
   return JSON.parse(out) as StatusJson;
 }
