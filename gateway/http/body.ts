@@ -2,10 +2,24 @@
  * Reads a request body from uWS. Chunks are detached when the callback returns, so each is copied;
  * a body that arrives in one chunk (the common case) is copied exactly once, and so is one in
  * many chunks when its Content-Length is known: each chunk goes straight into one buffer of that
- * size (no list of copies joined at the end).
+ * size (no list of copies joined at the end). A large body is read into shared memory
+ * (SharedArrayBuffer), which the replica thread then reads where it lies: no copy to get it there,
+ * and the gateway still has it for a retry (workers/pool/payload-transfer.ts).
  */
 import type { HttpResponse } from '../../native/uws.js';
 import { SwitchyardError } from '../../workers/protocol/errors.js';
+import { OUT_OF_BAND_BYTES, sharedBytes } from '../../workers/pool/payload-transfer.js';
+
+/** Room for a body of `size` bytes: shared with the replica thread when it is large. */
+const bodyBytes = (size: number): Uint8Array => (size >= OUT_OF_BAND_BYTES ? sharedBytes(size) : new Uint8Array(size));
+
+/** One chunk (detached once the callback returns) as bytes of the body's own. */
+function copyOf(chunk: ArrayBuffer): Uint8Array {
+  if (chunk.byteLength < OUT_OF_BAND_BYTES) return new Uint8Array(chunk.slice(0));
+  const bytes = sharedBytes(chunk.byteLength);
+  bytes.set(new Uint8Array(chunk));
+  return bytes;
+}
 
 export function readBody(
   res: HttpResponse,
@@ -29,11 +43,11 @@ export function readBody(
       return;
     }
     if (isLast && parts === undefined && !whole) {
-      onBody(new Uint8Array(chunk.slice(0)));
+      onBody(copyOf(chunk));
       return;
     }
     if (whole !== null && size <= expectedBytes) {
-      whole ??= new Uint8Array(expectedBytes);
+      whole ??= bodyBytes(expectedBytes);
       whole.set(new Uint8Array(chunk), size - chunk.byteLength);
       if (isLast) onBody(size === expectedBytes ? whole : whole.subarray(0, size));
       return;
@@ -44,6 +58,16 @@ export function readBody(
       whole = null;
     }
     (parts ??= []).push(Buffer.from(chunk.slice(0)));
-    if (isLast) onBody(Buffer.concat(parts, size));
+    if (isLast) onBody(joined(parts, size));
   });
+}
+
+function joined(parts: readonly Uint8Array[], size: number): Uint8Array {
+  const body = bodyBytes(size);
+  let at = 0;
+  for (const part of parts) {
+    body.set(part, at);
+    at += part.byteLength;
+  }
+  return body;
 }

@@ -4,7 +4,8 @@
  * gets numbers and msgpack gets raw bytes without walking the result.
  */
 import { SwitchyardError } from '../protocol/errors.js';
-import { pack, unpack, type ResponseEncoding } from '../protocol/envelopes.js';
+import { ownPacked, pack, unpack, type ResponseEncoding } from '../protocol/envelopes.js';
+import { OUT_OF_BAND_BYTES, wasMoved } from './payload-transfer.js';
 
 export interface DecodedBody {
   input: unknown;
@@ -102,12 +103,32 @@ export function unwrap(parsed: unknown): DecodedBody {
   return { input: parsed, stream: false };
 }
 
+/** Bytes a predictor returned or yielded, checked: the same bytes cannot be handed over twice. */
+function ownBytes(bytes: Uint8Array): Uint8Array {
+  if (bytes.byteLength === 0 && wasMoved(bytes)) {
+    throw new SwitchyardError(
+      'SY_PREDICTOR_OUTPUT',
+      'the predictor returned bytes it had already returned: large bytes move to the gateway when returned, so return a copy of bytes you keep (e.g. a cache)',
+    );
+  }
+  return bytes;
+}
+
+/** Bytes, as a predictor may return them (Uint8Array, Buffer, ArrayBuffer), or undefined for anything else. */
+export function asBytes(value: unknown): Uint8Array | undefined {
+  if (value instanceof Uint8Array) return ownBytes(value);
+  if (value instanceof ArrayBuffer) return ownBytes(new Uint8Array(value));
+  return undefined;
+}
+
 export function encodeResult(value: unknown, encoding: ResponseEncoding): { body: Uint8Array; contentType: string } {
-  if (value instanceof Uint8Array) return { body: value, contentType: CT_BYTES };
-  if (value instanceof ArrayBuffer) return { body: new Uint8Array(value), contentType: CT_BYTES };
+  const bytes = asBytes(value);
+  if (bytes) return { body: bytes, contentType: CT_BYTES };
   if (encoding === 'msgpack') {
     try {
-      return { body: pack(value), contentType: CT_MSGPACK };
+      const packed = pack(value);
+      // A large answer leaves msgpackr's scratch buffer as bytes of its own, so it can be moved.
+      return { body: packed.byteLength >= OUT_OF_BAND_BYTES ? ownPacked(packed) : packed, contentType: CT_MSGPACK };
     } catch (err) {
       throw new SwitchyardError('SY_PREDICTOR_OUTPUT', `the predictor's result cannot be encoded as msgpack: ${(err as Error).message}`);
     }
@@ -123,7 +144,7 @@ export function encodeResult(value: unknown, encoding: ResponseEncoding): { body
 
 export function chunkBytes(chunk: unknown): Uint8Array {
   if (typeof chunk === 'string') return Buffer.from(chunk);
-  if (chunk instanceof Uint8Array) return chunk;
-  if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk);
+  const bytes = asBytes(chunk);
+  if (bytes) return bytes;
   throw new SwitchyardError('SY_PREDICTOR_OUTPUT', `a stream chunk must be a string or bytes, got ${typeof chunk}`);
 }

@@ -21,16 +21,10 @@ import type { Predictor, PredictRequest } from '../predictor/api.js';
 import { loadPredictor } from '../predictor/loader.js';
 import { CreditGate } from '../protocol/credit.js';
 import { TurnBatcher } from '../protocol/turn-batcher.js';
-import {
-  postPacked,
-  unpack,
-  type ControlMessage,
-  type ReplyFrame,
-  type RequestBatch,
-  type RequestEnvelope,
-} from '../protocol/envelopes.js';
-import { chunkBytes, decodeBody, encodeResult } from './encode.js';
+import type { ReplyFrame, RequestEnvelope } from '../protocol/envelopes.js';
+import { asBytes, chunkBytes, decodeBody, encodeResult } from './encode.js';
 import { openOutputFile } from './output-files.js';
+import { postFrames, readRequests, type ThreadMessage } from './payload-transfer.js';
 
 export interface SetupTask {
   op: 'setup';
@@ -61,7 +55,7 @@ let port: MessagePort | undefined;
 const active = new Map<number, Active>();
 /** Frames produced in one turn leave as one message. */
 const outbox = new TurnBatcher<ReplyFrame>((frames) => {
-  if (port) postPacked(port, { frames });
+  if (port) postFrames(port, frames);
 });
 
 function emit(frame: ReplyFrame): void {
@@ -73,8 +67,8 @@ function emitError(id: number, err: unknown, fallback: 'SY_PREDICTOR_ERROR' | 'S
   emit({ t: 'error', id, error: { code: e.code, message: e.message } });
 }
 
-function onMessage(bytes: Uint8Array): void {
-  const msg = unpack<RequestBatch | ControlMessage>(bytes);
+function onMessage(message: ThreadMessage): void {
+  const msg = readRequests(message);
   if ('reqs' in msg) {
     void handleMessage(msg.reqs);
     return;
@@ -202,14 +196,22 @@ async function runUnary(env: RequestEnvelope, input: unknown, req: PredictReques
       emit({ t: 'file', id: env.id, path: file.path, fd: file.fd, size: file.size, contentType: env.fileType, remove: !setupTask!.keepFiles });
       return;
     }
-    // Not a path: the predictor chose to answer inline (e.g. base64 or bytes).
+    // Bytes: the file's content itself, served from memory (moved here, never written to disk).
+    const bytes = asBytes(result);
+    if (bytes) {
+      emitResult(env.id, bytes, env.encoding, env.fileType);
+      return;
+    }
+    // Anything else: the predictor chose to answer inline (e.g. base64 in JSON).
   }
   emitResult(env.id, result, env.encoding);
 }
 
-/** Encodes a unary answer and sends it, unless it is over the endpoint's max_response_bytes. */
-function emitResult(id: number, result: unknown, encoding: RequestEnvelope['encoding']): void {
-  const { body, contentType } = encodeResult(result, encoding);
+/** Encodes a unary answer and sends it, unless it is over the endpoint's max_response_bytes. `fileType`: bytes answering a file request. */
+function emitResult(id: number, result: unknown, encoding: RequestEnvelope['encoding'], fileType?: string): void {
+  const encoded = encodeResult(result, encoding);
+  const body = encoded.body;
+  const contentType = fileType ?? encoded.contentType;
   const limit = setupTask?.maxResponseBytes;
   if (limit !== undefined && body.byteLength > limit) throw responseTooLarge(body.byteLength, limit);
   emit({ t: 'result', id, body, contentType });

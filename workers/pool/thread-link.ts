@@ -10,8 +10,9 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { fromWire } from '../protocol/errors.js';
-import { postPacked, unpack, type ControlMessage, type ReplyBatch, type RequestEnvelope } from '../protocol/envelopes.js';
+import { postPacked, type ControlMessage, type RequestEnvelope } from '../protocol/envelopes.js';
 import type { ReplicaLink, ReplicaLinkEvents, ReplicaPlacement, StopOptions } from '../protocol/link.js';
+import { postRequests, readFrames, type ThreadMessage } from './payload-transfer.js';
 import type { SetupTask, TaskResult } from './replica-worker.js';
 
 export interface ReplicaSpec {
@@ -69,8 +70,8 @@ export class ThreadReplicaLink implements ReplicaLink {
     pool.on('error', (err: Error) => this.markLost(`worker thread failed: ${err.message}`));
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    port1.on('message', (bytes: Uint8Array) => {
-      events.onFrames(unpack<ReplyBatch>(bytes).frames);
+    port1.on('message', (message: ThreadMessage) => {
+      events.onFrames(readFrames(message));
     });
     port1.on('close', () => this.markLost('worker thread exited'));
     const task: SetupTask = {
@@ -102,7 +103,7 @@ export class ThreadReplicaLink implements ReplicaLink {
 
   send(reqs: RequestEnvelope[]): void {
     if (this.lost || !this.port) return;
-    postPacked(this.port, { reqs });
+    postRequests(this.port, reqs);
   }
 
   control(msg: ControlMessage): void {

@@ -21,7 +21,21 @@ export function pack(value: unknown): Uint8Array {
  * or transfer to another thread) need a copy of their own.
  */
 export function packOwned(value: unknown): Uint8Array<ArrayBuffer> {
-  return Uint8Array.prototype.slice.call(pack(value)) as Uint8Array<ArrayBuffer>;
+  return ownPacked(pack(value));
+}
+
+/**
+ * msgpackr grows its scratch buffer to fit the largest message and keeps it for good (up to 1 GB):
+ * once one 100 MB answer was packed, every thread that packed it would hold 125 MB more forever.
+ * Past this size the scratch is let go (the next pack starts a small one).
+ */
+const SCRATCH_KEEP_BYTES = 1024 * 1024;
+
+/** A copy of bytes `pack` just returned, which the next pack may overwrite; lets go of a grown scratch buffer. */
+export function ownPacked(packed: Uint8Array): Uint8Array<ArrayBuffer> {
+  const owned = Uint8Array.prototype.slice.call(packed) as Uint8Array<ArrayBuffer>;
+  if (packed.buffer.byteLength > SCRATCH_KEEP_BYTES) packr.useBuffer(new Uint8Array(8192));
+  return owned;
 }
 
 /** Packs `value` and transfers the bytes to the thread behind `port` (one copy, no second one on the way). */
