@@ -22,7 +22,8 @@ import { ConfigError } from './config/load.js';
 import type { Config, EndpointConfig } from './config/schema.js';
 import { Endpoint, type EndpointObserver, type ReplicaFactory } from './endpoints/endpoint.js';
 import { Federation } from './federation/federation.js';
-import { LocalReplicaFactory, localPlacementProblem } from './endpoints/local-replicas.js';
+import { LocalReplicaFactory, localPlacementProblem, outputDirOf } from './endpoints/local-replicas.js';
+import { defaultOutputRoot, isMemoryBacked } from '../workers/pool/output-folder.js';
 import { installRoutes } from './http/app.js';
 import { CLOSE_GOING_AWAY, type OpenWebSockets } from './http/websocket.js';
 import { StallWatch } from './http/stall-watch.js';
@@ -388,9 +389,16 @@ export class Gateway {
             ? { autoscaling: { knobs: ep.config.autoscaling, state: this.autoscalers.get(ep.name)!.state(), decisions: this.autoscalers.get(ep.name)!.decisions().slice(-20) } }
             : {}),
           replicas: view.replicas,
+          ...(ep.config.produces.length > 0 ? { output_dir: this.describeOutputDir(ep.name, ep.config) } : {}),
         };
       }),
     };
+  }
+
+  /** Where this endpoint's local replicas write the files they answer with, and whether it is memory. */
+  private describeOutputDir(name: string, config: EndpointConfig): { path: string; memory_backed: boolean; default: boolean } {
+    const dir = outputDirOf(name, config);
+    return { path: dir, memory_backed: config.output_dir === undefined ? defaultOutputRoot().memoryBacked : isMemoryBacked(dir), default: config.output_dir === undefined };
   }
 
   /** Stops accepting, lets in-flight requests finish (bounded by `graceMs`), stops replicas. */

@@ -9,16 +9,17 @@
  * on cuda:0.
  */
 import os from 'node:os';
-import path from 'node:path';
 import type { DeviceInfo } from '../../native/devices.js';
 import type { EndpointConfig } from '../config/schema.js';
 import { placeReplicas, type PlacementCandidate } from '../autoscaler/placer.js';
+import { defaultOutputDir } from '../../workers/pool/output-folder.js';
 import { ThreadReplicaLink, type ReplicaSpec } from '../../workers/pool/thread-link.js';
 import type { ReplicaLink } from '../../workers/protocol/link.js';
 import type { ReplicaFactory } from './endpoint.js';
 
-export function defaultOutputDir(endpoint: string): string {
-  return path.join(os.tmpdir(), 'switchyard', `${endpoint}-${process.pid}`);
+/** The output folder an endpoint's local replicas write files into: `output_dir`, else a memory-backed default (workers/pool/output-folder.ts). */
+export function outputDirOf(endpoint: string, config: Pick<EndpointConfig, 'output_dir'>): string {
+  return config.output_dir ?? defaultOutputDir(endpoint);
 }
 
 /** What a replica of this endpoint loads, wherever it runs. */
@@ -26,7 +27,7 @@ export function replicaSpecOf(endpoint: string, config: EndpointConfig): Replica
   return {
     predictorPath: config.predictor,
     modelPath: config.model,
-    outputDir: config.output_dir ?? defaultOutputDir(endpoint),
+    outputDir: outputDirOf(endpoint, config),
     settings: config.settings,
     produces: config.produces,
     keepFiles: config.keep_files,

@@ -11,6 +11,7 @@ import { close, read, unlink } from 'node:fs';
 import type { HttpResponse } from '../../native/uws.js';
 import { SwitchyardError } from '../../workers/protocol/errors.js';
 import { writeError } from './respond.js';
+import { sendSliced, SLICE_BYTES, type SliceState } from './sliced-body.js';
 import { statusLine } from './status-lines.js';
 
 const CHUNK_BYTES = 512 * 1024;
@@ -50,6 +51,44 @@ export interface FileSendState {
   onUnblocked?(): void;
 }
 
+/** Writes the head of a file answer (200, or 206 for a range): called inside the cork of the first bytes. */
+function headWriter(res: HttpResponse, contentType: string, range: ByteRange | undefined, size: number): () => void {
+  return () => {
+    res.writeStatus(statusLine(range ? 206 : 200));
+    res.writeHeader('content-type', contentType);
+    res.writeHeader('accept-ranges', 'bytes');
+    if (range) res.writeHeader('content-range', `bytes ${range.start}-${range.end}/${size}`);
+  };
+}
+
+function writeUnsatisfiable(res: HttpResponse, size: number): void {
+  res.cork(() => writeError(res, new SwitchyardError('SY_RANGE_NOT_SATISFIABLE', `the file has ${size} bytes`), { 'content-range': `bytes */${size}` }));
+}
+
+/**
+ * Sends a file whose bytes a predictor returned (moved from its thread, never written to disk):
+ * the same head and Range answers as a file on disk, written from memory in slices.
+ */
+export function sendFileBytes(res: HttpResponse, state: SliceState, bytes: Uint8Array, contentType: string, rangeHeader: string): void {
+  if (state.aborted) return;
+  const size = bytes.byteLength;
+  const range = parseRange(rangeHeader, size);
+  if (range === null) {
+    writeUnsatisfiable(res, size);
+    return;
+  }
+  const body = range ? bytes.subarray(range.start, range.end + 1) : bytes;
+  const writeHead = headWriter(res, contentType, range, size);
+  if (body.byteLength > SLICE_BYTES) {
+    sendSliced(res, body, writeHead, state);
+    return;
+  }
+  res.cork(() => {
+    writeHead();
+    res.end(body);
+  });
+}
+
 /** Reusable read buffers: a fresh 512 KiB buffer per response costs page faults and GC. */
 const spareBuffers: Buffer[] = [];
 const MAX_SPARE_BUFFERS = 16;
@@ -79,21 +118,14 @@ export async function sendFile(
   try {
     const range = parseRange(rangeHeader, file.size);
     if (range === null) {
-      if (!state.aborted) {
-        res.cork(() => writeError(res, new SwitchyardError('SY_RANGE_NOT_SATISFIABLE', `the file has ${file.size} bytes`), { 'content-range': `bytes */${file.size}` }));
-      }
+      if (!state.aborted) writeUnsatisfiable(res, file.size);
       return;
     }
     const start = range ? range.start : 0;
     const total = range ? range.end - range.start + 1 : file.size;
     if (state.aborted) return;
     // Written in the same cork as the first bytes: one packet for the head and the start of the body.
-    const writeHead = (): void => {
-      res.writeStatus(statusLine(range ? 206 : 200));
-      res.writeHeader('content-type', file.contentType);
-      res.writeHeader('accept-ranges', 'bytes');
-      if (range) res.writeHeader('content-range', `bytes ${range.start}-${range.end}/${file.size}`);
-    };
+    const writeHead = headWriter(res, file.contentType, range, file.size);
     if (total === 0) {
       res.cork(() => {
         writeHead();

@@ -18,7 +18,7 @@ import type { HttpResponse } from '../../native/uws.js';
 import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { Call, CallSink } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
-import { sendFile, type FileSendState } from './file-response.js';
+import { sendFile, sendFileBytes, type FileSendState } from './file-response.js';
 import { sendSliced, SLICE_BYTES } from './sliced-body.js';
 import type { Stallable, StallWatch } from './stall-watch.js';
 import { writeError } from './respond.js';
@@ -91,6 +91,12 @@ export class HttpCall implements CallSink, FileSendState, Stallable {
   onResult(body: Uint8Array, contentType: string): void {
     if (this.aborted) return;
     const res = this.res;
+    const fileType = this.call?.env.fileType;
+    if (fileType !== undefined && contentType === fileType) {
+      // The predictor answered a file request with the file's bytes: served as a file, from memory.
+      sendFileBytes(res, this, body, contentType, this.range);
+      return;
+    }
     const writeHead = (): void => {
       res.writeStatus(STATUS_200);
       res.writeHeader('content-type', contentType);

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decode } from 'fast-png';
 import { renderPng } from '../../examples/image/predictor.js';
+import { isMemoryBacked, pickOutputRoot } from '../../workers/pool/output-folder.js';
 import { example, fixture, startGateway, tempDir, waitFor, type TestGateway } from '../helpers/gateway.js';
 
 interface Answer {
@@ -26,14 +27,17 @@ describe('file responses', () => {
   const keptDir = tempDir();
   const cleanDir = tempDir();
   const behavioursDir = tempDir();
+  const bytesDir = tempDir();
   const picture = { text: 'a cat', width: 300, height: 200 };
   const expectedPng = Buffer.from(renderPng({ ...picture, pattern: 'waves' }));
 
   before(async () => {
     gw = await startGateway({
       endpoints: {
-        kept: { predictor: example('image/predictor.js'), produces: ['image/png'], output_dir: keptDir, keep_files: true },
-        image: { predictor: example('image/predictor.js'), produces: ['image/png'], output_dir: cleanDir },
+        kept: { predictor: example('image/predictor.js'), produces: ['image/png'], output_dir: keptDir, keep_files: true, settings: { write_files: true } },
+        image: { predictor: example('image/predictor.js'), produces: ['image/png'], output_dir: cleanDir, settings: { write_files: true } },
+        png: { predictor: example('image/predictor.js'), produces: ['image/png'], output_dir: bytesDir },
+        defaults: { predictor: example('image/predictor.js'), produces: ['image/png'], keep_files: true, settings: { write_files: true } },
         b: { predictor: fixture('behaviours'), produces: ['image/png', 'application/x-test'], output_dir: behavioursDir },
       },
     });
@@ -170,6 +174,73 @@ describe('file responses', () => {
       else assert.equal(errorCode(answer), 'SY_FILE_REFUSED');
     }
     assert.equal(readFileSync(outside, 'utf8'), secret, 'the outside file is untouched');
+  });
+
+  test('bytes returned for a file type are served as the file, from memory: byte for byte, type, length, ranges; no file is created', async () => {
+    const url = `${gw.url}/inference/png`;
+    const answer = await post(url, picture, { accept: 'image/png' });
+    assert.equal(answer.status, 200);
+    assert.equal(answer.headers.get('content-type'), 'image/png');
+    assert.equal(answer.headers.get('accept-ranges'), 'bytes');
+    assert.equal(Number(answer.headers.get('content-length')), expectedPng.length);
+    assert.ok(answer.bytes.equals(expectedPng));
+    // The example remembers the picture: a second request gets the same bytes (it returns a copy of what it keeps).
+    assert.ok((await post(url, picture, { accept: 'image/png' })).bytes.equals(expectedPng));
+
+    const size = expectedPng.length;
+    const part = await post(url, picture, { accept: 'image/png', range: 'bytes=100-199' });
+    assert.equal(part.status, 206);
+    assert.equal(part.headers.get('content-range'), `bytes 100-199/${size}`);
+    assert.ok(part.bytes.equals(expectedPng.subarray(100, 200)));
+    const tail = await post(url, picture, { accept: 'image/png', range: 'bytes=-7' });
+    assert.ok(tail.bytes.equals(expectedPng.subarray(size - 7)));
+    const refused = await post(url, picture, { accept: 'image/png', range: `bytes=${size}-` });
+    assert.equal(refused.status, 416);
+    assert.equal(refused.headers.get('content-range'), `bytes */${size}`);
+    assert.equal(errorCode(refused), 'SY_RANGE_NOT_SATISFIABLE');
+    assert.deepEqual(filesIn(bytesDir), [], 'nothing was written to the output folder');
+  });
+
+  test('24 MB of bytes answering a file request reach a late reader whole, without a file', async () => {
+    const size = 24 * 1024 * 1024;
+    const res = await fetch(`${gw.url}/inference/b`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/x-test' }, body: JSON.stringify({ action: 'bytes', size }) });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'application/x-test');
+    assert.equal(Number(res.headers.get('content-length')), size);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const bytes = Buffer.from(await res.arrayBuffer());
+    assert.ok(bytes.equals(pattern(size)));
+    assert.deepEqual(filesIn(behavioursDir).filter((f) => f.startsWith('file-')), []);
+  });
+
+  test('large bytes move to the gateway: returning the same ones again is a coded 500, not an empty answer', async () => {
+    const ask = () => post(`${gw.url}/inference/b`, { action: 'same_bytes', size: 1024 * 1024 }, { accept: 'application/x-test' });
+    const first = await ask();
+    assert.equal(first.status, 200);
+    assert.ok(first.bytes.equals(pattern(1024 * 1024)));
+    const again = await ask();
+    assert.equal(again.status, 500);
+    assert.equal(errorCode(again), 'SY_PREDICTOR_OUTPUT');
+    assert.match(JSON.parse(again.bytes.toString('utf8')).error.message, /return a copy/);
+  });
+
+  test('the default output folder is memory-backed where the machine has one, and /v1/endpoints says where', async () => {
+    const root = pickOutputRoot();
+    const described = (await (await fetch(`${gw.url}/v1/endpoints`)).json()) as { endpoints: Array<{ name: string; output_dir?: { path: string; memory_backed: boolean; default: boolean } }> };
+    const dir = described.endpoints.find((e) => e.name === 'defaults')!.output_dir!;
+    assert.equal(dir.default, true);
+    assert.ok(dir.path.startsWith(path.join(root.path, 'switchyard') + path.sep), dir.path);
+    // Independently of the code under test: /dev/shm, where /proc/mounts lists it as tmpfs, is the default.
+    const shmIsTmpfs = existsSync('/proc/mounts') && readFileSync('/proc/mounts', 'utf8').split('\n').some((line) => /^\S+ \/dev\/shm tmpfs /.test(line));
+    if (shmIsTmpfs) assert.equal(root.path, '/dev/shm');
+    assert.equal(dir.memory_backed, shmIsTmpfs || isMemoryBacked(root.path));
+    const explicit = described.endpoints.find((e) => e.name === 'kept')!.output_dir!;
+    assert.deepEqual(explicit, { path: keptDir, memory_backed: isMemoryBacked(keptDir), default: false });
+    // The path-returning predictor writes there, and that file is what is served.
+    const answer = await post(`${gw.url}/inference/defaults`, picture, { accept: 'image/png' });
+    assert.ok(answer.bytes.equals(expectedPng));
+    assert.equal(filesIn(dir.path).length, 1);
+    rmSync(dir.path, { recursive: true, force: true });
   });
 
   test('without that Accept the value goes as it is: a base64 string in JSON, bytes as application/octet-stream', async () => {

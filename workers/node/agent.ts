@@ -35,6 +35,7 @@ import { discoverDevices, selectDevices, type DeviceInfo } from '../../native/de
 import { ThreadReplicaLink } from '../pool/thread-link.js';
 import { TurnBatcher } from '../protocol/turn-batcher.js';
 import { packageLocator } from './package-locator.js';
+import { defaultOutputRoot } from '../pool/output-folder.js';
 import { pack, unpack, type ControlMessage, type ReplyFrame } from '../protocol/envelopes.js';
 
 import { parseNodeAgentOptions, type NodeAgentOptions, type NodeAgentSettings } from './options.js';
@@ -265,7 +266,7 @@ export class NodeAgent {
       {
         predictorPath,
         modelPath,
-        outputDir: path.join(this.workDir, 'outputs', req.key),
+        outputDir: path.join(defaultOutputRoot().path, 'switchyard', `node-${this.name}-${process.pid}`, req.key),
         settings: req.settings ?? {},
         produces: req.produces ?? [],
         keepFiles: req.keepFiles === true,
