@@ -113,7 +113,7 @@ export const endpointSchema = z
     api_keys: z.array(z.string().min(8, 'api keys must be at least 8 characters')).default([]),
     /** Media types the predictor can write as files when a client sends that `Accept`. */
     produces: z.array(z.string().regex(/^[\w.+-]+\/[\w.+-]+$/, 'must be a media type like image/png')).default([]),
-    /** Folder the predictor writes files into; only paths inside it are served. */
+    /** Folder the predictor writes files into; only paths inside it are served. Default: <root>/switchyard/<endpoint>-<pid>, the root memory-backed where the machine has one (/dev/shm, $XDG_RUNTIME_DIR; else the OS tmp dir: workers/pool/output-folder.ts). */
     output_dir: z.string().optional(),
     /** Keep output files after they are sent (default: delete them). */
     keep_files: z.boolean().default(false),

@@ -4,6 +4,7 @@
  *   export default class {
  *     async setup(ctx) { ... load the model on ctx.device ... }
  *     predict(input, req) { return { ... } }            // JSON-able, bytes, or a file path
+ *                                                       // (for a file media type: bytes, or a path)
  *     async *predictStream(input, req) { yield '...' }  // when the body says "stream": true
  *     ready() { return true }                           // optional
  *     resumable = 'deterministic'                       // optional: see StreamResumability
@@ -17,7 +18,11 @@ export interface SetupContext {
   readonly replicaId: string;
   /** `cpu`, `cuda:0`, `coreml`, ... */
   readonly device: string;
-  /** Folder to write file outputs into; only files inside it are served. */
+  /**
+   * Folder to write file outputs into; only files inside it are served. By default on a
+   * memory-backed file system where the machine has one (/dev/shm, else $XDG_RUNTIME_DIR, else the
+   * OS temporary folder); the endpoint's `output_dir` overrides it.
+   */
   readonly outputDir: string;
   /** The ONNX model path when the endpoint declares `model:`. */
   readonly modelPath?: string | undefined;
@@ -30,7 +35,13 @@ export interface PredictRequest {
   readonly id: string;
   /** Request headers (lower-case names), minus Authorization. */
   readonly headers: Readonly<Record<string, string>>;
-  /** The non-JSON media type the client accepts and the endpoint produces (then return a file path), else undefined. */
+  /**
+   * The non-JSON media type the client accepts and the endpoint produces, else undefined. Answer
+   * it with the file's bytes (Uint8Array, Buffer or ArrayBuffer: the fastest way, served from
+   * memory, never written to disk) or with the path of a file written into `ctx.outputDir`.
+   * Bytes of 64 KiB or more that fill their ArrayBuffer are moved to the gateway's thread, not
+   * copied: the ArrayBuffer is empty here afterwards, so return a copy of bytes you keep (a cache).
+   */
   readonly accept: string | undefined;
   /** Epoch milliseconds by which the answer is due. */
   readonly deadline: number;
