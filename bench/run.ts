@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { relative } from 'node:path';
 import { measureBytes } from './lib/bytes-load.js';
 import { measureHttp, type HttpLoadResult } from './lib/http-load.js';
+import { measureSerial } from './lib/serial-load.js';
 import { measureWs, type WsLoadResult } from './lib/ws-load.js';
 import { startServer, type RunningServer } from './lib/processes.js';
 import { SERVERS, repositoryRoot, type ServerId } from './lib/servers.js';
@@ -136,6 +137,9 @@ async function measureTarget(target: Target, server: RunningServer, settings: Se
       exchange: load.exchange,
     });
   }
+  if (load.oneAtATime) {
+    return measureSerial({ url: server.url + load.path, method: load.method, headers: load.headers, body: load.body, durationS, verifyBody: verify ? load.verifyBody : undefined });
+  }
   if (load.largeBodies) {
     return measureBytes({
       url: server.url + load.path,
@@ -165,7 +169,8 @@ function orderFor<T>(items: readonly T[], rep: number): T[] {
   return [...items.slice(shift), ...items.slice(0, shift)];
 }
 
-async function runScenario(scenario: Scenario, settings: Settings): Promise<ScenarioResult> {
+async function runScenario(scenario: Scenario, runSettings: Settings): Promise<ScenarioResult> {
+  const settings = scenario.connections === undefined ? runSettings : { ...runSettings, connections: scenario.connections };
   const results = new Map<Target, TargetResult>(
     scenario.targets.map((t) => [t, { name: t.name, server: t.server, serverDescription: SERVERS[t.server].description, status: 'measured', reps: [] }]),
   );
@@ -229,7 +234,14 @@ async function runScenario(scenario: Scenario, settings: Settings): Promise<Scen
       running.delete(server);
     }
   }
-  return summarizeScenario({ name: scenario.name, description: scenario.description, baseline: scenario.baseline, targets: [...results.values()] });
+  return summarizeScenario({
+    name: scenario.name,
+    description: scenario.description,
+    baseline: scenario.baseline,
+    ...(scenario.connections === undefined ? {} : { connections: scenario.connections }),
+    ...(scenario.compare === undefined ? {} : { compare: scenario.compare }),
+    targets: [...results.values()],
+  });
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -58,12 +58,18 @@ export interface TargetResult {
   merged?: LatencySummary;
   /** Median req/s over the baseline's median req/s. */
   ratio?: number;
+  /** In an added-latency scenario: median p50 and p99 minus the baseline's, in µs. */
+  addedUs?: { p50: number; p99: number };
 }
 
 export interface ScenarioResult {
   name: string;
   description: string;
   baseline: string;
+  /** Connections of this scenario when it fixes them (else the run's). */
+  connections?: number;
+  /** `added-latency`: compared by the p50 added over the baseline, not by req/s. */
+  compare?: 'throughput' | 'added-latency';
   targets: TargetResult[];
 }
 
@@ -116,6 +122,9 @@ export function summarizeScenario(scenario: ScenarioResult): ScenarioResult {
   const baseline = scenario.targets.find((t) => t.name === scenario.baseline)?.median;
   for (const target of scenario.targets) {
     if (target.median && baseline && baseline.rps > 0) target.ratio = Math.round((target.median.rps / baseline.rps) * 100) / 100;
+    if (scenario.compare === 'added-latency' && target.median && baseline) {
+      target.addedUs = { p50: Math.round((target.median.p50 - baseline.p50) * 1000), p99: Math.round((target.median.p99 - baseline.p99) * 1000) };
+    }
   }
   return scenario;
 }
@@ -175,12 +184,21 @@ export function renderMarkdown(run: BenchRun): string {
         continue;
       }
       const m = target.median;
-      const ratio = target.ratio === undefined ? '—' : `${target.ratio.toFixed(2)}×`;
+      const ratio = target.addedUs
+        ? `${target.addedUs.p50 >= 0 ? '+' : ''}${target.addedUs.p50} µs p50`
+        : target.ratio === undefined
+          ? '—'
+          : `${target.ratio.toFixed(2)}×`;
       const cpu = m.serverCpuPercent === undefined ? '—' : `${m.serverCpuPercent}%`;
-      lines.push(`| ${scenario.name} | ${name} | ${integer.format(m.rps)} | ${ratio} | ${ms(m.p50)} | ${ms(m.p99)} | ${errorText(target)} | ${cpu} |`);
+      const latency = scenario.compare === 'added-latency' ? (value: number): string => value.toFixed(3) : ms;
+      lines.push(`| ${scenario.name} | ${name} | ${integer.format(m.rps)} | ${ratio} | ${latency(m.p50)} | ${latency(m.p99)} | ${errorText(target)} | ${cpu} |`);
     }
   }
-  lines.push('', 'Scenarios:', ...run.scenarios.map((s) => `- **${s.name}**: ${s.description}; ratios against *${s.baseline}*.`));
+  lines.push(
+    '',
+    'Scenarios:',
+    ...run.scenarios.map((s) => `- **${s.name}**: ${s.description}${s.connections === undefined ? '' : ` (${s.connections} connection${s.connections === 1 ? '' : 's'})`}; ratios against *${s.baseline}*.`),
+  );
   if (notes.length > 0) lines.push('', 'Not measured:', ...notes);
   lines.push('', `Server CPU: the server process's CPU time over the measured seconds, in % of one core. Raw data: latest.json; chart: latest.svg.`, '');
   return lines.join('\n');

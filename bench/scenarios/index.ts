@@ -8,6 +8,7 @@ import type { WsExchange } from '../lib/ws-load.js';
 import type { ServerId } from '../lib/servers.js';
 import { echoScenario } from './echo.js';
 import { fileScenario } from './file.js';
+import { latencyScenario } from './latency.js';
 import { mlpScenario } from './mlp.js';
 import { remoteScenario } from './remote.js';
 import { streamHttpScenario } from './stream-http.js';
@@ -25,6 +26,8 @@ export interface HttpPlan {
   stream?: boolean;
   /** Large bodies (files): measured by bytes-load.ts, since autocannon would measure its own body handling. */
   largeBodies?: boolean;
+  /** One request at a time on one connection, timed by serial-load.ts (a lone request's latency). */
+  oneAtATime?: boolean;
 }
 
 export interface WsPlan {
@@ -48,6 +51,10 @@ export interface Scenario {
   targets: Target[];
   /** The name of the target every ratio in this scenario is taken against. */
   baseline: string;
+  /** Connections for this scenario whatever --connections says (the latency of one request needs 1). */
+  connections?: number;
+  /** `added-latency`: the ratio column is the p50 a target adds over the baseline's, in µs (default: req/s over the baseline's). */
+  compare?: 'throughput' | 'added-latency';
 }
 
-export const SCENARIOS: readonly Scenario[] = [echoScenario, mlpScenario, streamHttpScenario, streamWsScenario, fileScenario, remoteScenario];
+export const SCENARIOS: readonly Scenario[] = [echoScenario, latencyScenario, mlpScenario, streamHttpScenario, streamWsScenario, fileScenario, remoteScenario];
