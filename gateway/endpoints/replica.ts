@@ -106,8 +106,11 @@ export class Replica implements RoutableReplica {
     call.attempts++;
     this.calls.set(call.id, call);
     this.pending.push(call.env);
-    // The first request of this turn's batch; the batch leaves in the next turn.
-    if (this.pending.length === 1) batches.push(this);
+    if (this.pending.length > 1) return;
+    // Alone on an idle replica, it leaves now: waiting for the next turn only adds latency. On a
+    // busy replica it opens this turn's batch, which leaves in the next turn.
+    if (this.calls.size === 1) this.flush();
+    else batches.push(this);
   }
 
   /** Gives the token back and learns from the request's service time. */

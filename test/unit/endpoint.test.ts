@@ -66,18 +66,41 @@ function endpoint(fields: Record<string, unknown>, factory: Factory, clock?: Fak
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('Endpoint', () => {
-  test('a request cancelled in the turn it arrived is never sent, and no cancel is needed', async () => {
+  test("a request cancelled in the turn it joined a busy replica's batch is never sent, and no cancel is needed", async () => {
+    const factory = new Factory();
+    const ep = endpoint({}, factory);
+    ep.reconcile();
+    await turn();
+    const first = call();
+    ep.submit(first);
+    const c = call();
+    ep.submit(c);
+    ep.cancel(c);
+    await turn();
+    assert.deepEqual(
+      factory.links[0]!.sent.map((r) => r.id),
+      [first.id],
+    );
+    assert.deepEqual(factory.links[0]!.controls, []);
+    assert.equal(ep.inFlight, 1);
+    await ep.close();
+  });
+
+  test('a lone request on an idle replica is sent at once, not in the next turn', async () => {
     const factory = new Factory();
     const ep = endpoint({}, factory);
     ep.reconcile();
     await turn();
     const c = call();
     ep.submit(c);
-    ep.cancel(c);
+    assert.deepEqual(
+      factory.links[0]!.sent.map((r) => r.id),
+      [c.id],
+    );
+    ep.submit(call());
+    assert.equal(factory.links[0]!.sent.length, 1, 'a second request waits for the batch of this turn');
     await turn();
-    assert.deepEqual(factory.links[0]!.sent, []);
-    assert.deepEqual(factory.links[0]!.controls, []);
-    assert.equal(ep.inFlight, 0);
+    assert.equal(factory.links[0]!.sent.length, 2);
     await ep.close();
   });
 

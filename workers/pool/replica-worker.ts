@@ -22,6 +22,7 @@ import { loadPredictor } from '../predictor/loader.js';
 import { CreditGate } from '../protocol/credit.js';
 import { TurnBatcher } from '../protocol/turn-batcher.js';
 import type { ReplyFrame, RequestEnvelope } from '../protocol/envelopes.js';
+import { Cancellation } from './cancellation.js';
 import { asBytes, chunkBytes, decodeBody, encodeResult } from './encode.js';
 import { openOutputFile } from './output-files.js';
 import { postFrames, readRequests, type ThreadMessage } from './payload-transfer.js';
@@ -45,7 +46,7 @@ export interface StopTask {
 }
 
 interface Active {
-  controller: AbortController;
+  cancel: Cancellation;
   credit: CreditGate;
 }
 
@@ -53,7 +54,10 @@ let predictor: Predictor | undefined;
 let setupTask: SetupTask | undefined;
 let port: MessagePort | undefined;
 const active = new Map<number, Active>();
-/** Frames produced in one turn leave as one message. */
+/**
+ * Frames produced in one turn leave as one message; once no request is left running, at once
+ * (the turn can only add frames of requests already answered, and a lone request does not wait).
+ */
 const outbox = new TurnBatcher<ReplyFrame>((frames) => {
   if (port) postFrames(port, frames);
 });
@@ -78,7 +82,7 @@ function onMessage(message: ThreadMessage): void {
   const entry = active.get(raw.id);
   if (!entry) return;
   if (raw.t === 'cancel') {
-    entry.controller.abort(new SwitchyardError('SY_CANCELLED', 'the request was cancelled'));
+    entry.cancel.abort(new SwitchyardError('SY_CANCELLED', 'the request was cancelled'));
     entry.credit.open();
   } else if (raw.t === 'credit') {
     entry.credit.grant(raw.n);
@@ -95,8 +99,8 @@ interface Prepared {
 
 /** Registers the request and decodes its body; a body that does not decode is answered here. */
 function prepare(env: RequestEnvelope): Prepared | undefined {
-  const controller = new AbortController();
-  const entry: Active = { controller, credit: new CreditGate(env.credit) };
+  const cancel = new Cancellation();
+  const entry: Active = { cancel, credit: new CreditGate(env.credit) };
   active.set(env.id, entry);
   try {
     const { input, stream } = env.input !== undefined ? { input: env.input, stream: env.stream === true } : decodeBody(env.body, env.bodyType);
@@ -106,7 +110,9 @@ function prepare(env: RequestEnvelope): Prepared | undefined {
       headers: env.headers ?? {},
       accept: env.fileType,
       deadline: env.deadline,
-      signal: controller.signal,
+      get signal() {
+        return cancel.signal;
+      },
       // A checkpointing predictor continues from its checkpoint; before the first one it starts over.
       ...(resume && resume.from > 0 && predictor!.resumable === 'checkpoint' ? { resumeFrom: { seq: resume.from, checkpoint: resume.checkpoint } } : {}),
     };
@@ -121,11 +127,12 @@ function prepare(env: RequestEnvelope): Prepared | undefined {
 async function handle(p: Prepared): Promise<void> {
   try {
     if (p.stream) await runStream(p.env, p.input, p.req, p.entry);
-    else await runUnary(p.env, p.input, p.req);
+    else await runUnary(p.env, p.input, p.req, p.entry.cancel);
   } catch (err) {
-    if (!p.req.signal.aborted) emitError(p.env.id, err);
+    if (!p.entry.cancel.aborted) emitError(p.env.id, err);
   } finally {
     active.delete(p.env.id);
+    if (active.size === 0) outbox.flush();
   }
 }
 
@@ -162,7 +169,7 @@ async function handleMessage(envs: RequestEnvelope[]): Promise<void> {
   }
   batch.forEach((p, i) => {
     try {
-      if (p.req.signal.aborted) return;
+      if (p.entry.cancel.aborted) return;
       const result = failure === undefined ? results![i] : undefined;
       if (failure !== undefined) throw failure;
       if (result instanceof Error) throw result;
@@ -173,6 +180,7 @@ async function handleMessage(envs: RequestEnvelope[]): Promise<void> {
       active.delete(p.env.id);
     }
   });
+  if (active.size === 0) outbox.flush();
 }
 
 /** The predictor's `metadata()` (null without one), as a JSON result. */
@@ -186,9 +194,9 @@ async function answerMetadata(id: number): Promise<void> {
   }
 }
 
-async function runUnary(env: RequestEnvelope, input: unknown, req: PredictRequest): Promise<void> {
+async function runUnary(env: RequestEnvelope, input: unknown, req: PredictRequest, cancel: Cancellation): Promise<void> {
   const result = await predictor!.predict(input, req);
-  if (req.signal.aborted) return;
+  if (cancel.aborted) return;
   if (env.fileType) {
     if (typeof result === 'string') {
       // Opened and checked now, in the turn predict returned in: what is served is this descriptor.
@@ -241,14 +249,14 @@ async function runStream(env: RequestEnvelope, input: unknown, req: PredictReque
   const returned: { value?: unknown } = {};
   // for-await calls the generator's return() on break or throw, so its finally blocks run.
   for await (const item of withReturnValue(iterable as AsyncIterable<unknown>, returned)) {
-    if (req.signal.aborted) break;
+    if (entry.cancel.aborted) break;
     const { data, checkpoint } = splitCheckpoint(item);
     if (++seq <= delivered) continue;
     emit(checkpoint === undefined || resumable !== 'checkpoint' ? { t: 'chunk', id, data } : { t: 'chunk', id, data, cp: checkpoint });
-    await entry.credit.spend(req.signal);
-    if (req.signal.aborted) break;
+    await entry.credit.spend(entry.cancel);
+    if (entry.cancel.aborted) break;
   }
-  if (!req.signal.aborted) emit(returned.value === undefined ? { t: 'end', id } : { t: 'end', id, value: returned.value });
+  if (!entry.cancel.aborted) emit(returned.value === undefined ? { t: 'end', id } : { t: 'end', id, value: returned.value });
 }
 
 /** The items of `iterable`, keeping what its generator returns (yield* hands back the return value, and passes return() on). */
@@ -288,7 +296,7 @@ async function setup(task: SetupTask): Promise<void> {
 }
 
 async function stop(): Promise<void> {
-  for (const entry of active.values()) entry.controller.abort(new SwitchyardError('SY_CANCELLED', 'the replica is stopping'));
+  for (const entry of active.values()) entry.cancel.abort(new SwitchyardError('SY_CANCELLED', 'the replica is stopping'));
   outbox.flush();
   try {
     await predictor?.teardown?.();

@@ -52,8 +52,8 @@ export class CreditGate {
     wake?.();
   }
 
-  /** Spends the credit of one chunk; with none left, waits until credit comes or `signal` aborts. */
-  async spend(signal: AbortSignal): Promise<void> {
+  /** Spends the credit of one chunk; with none left, waits until credit comes or `signal` aborts (an AbortSignal, or anything with `aborted`). */
+  async spend(signal: { readonly aborted: boolean }): Promise<void> {
     this.left -= 1;
     while (this.left <= 0 && !signal.aborted) {
       await new Promise<void>((resolve) => {
