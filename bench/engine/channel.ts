@@ -19,9 +19,9 @@ export interface RequestRecord {
   /** The answer says the stream is over (SSE `event: end` / `[DONE]`). */
   ended: boolean;
   /** Sent once more on a fresh connection after a kept-alive one was closed under it. */
-  retried?: boolean;
-  /** Only for WebSocket requests: their id on the socket. */
-  id?: string;
+  retried: boolean;
+  /** Only for WebSocket requests: their id on the socket ('' otherwise). Every field is always present: one object shape. */
+  id: string;
 }
 
 /** 'ok' or an error kind: an HTTP status ('503'), 'connect', 'closed', 'reset', 'timeout', 'truncated', 'error-frame', 'protocol', or a WebSocket error code; 'stale' asks the driver to retry (a kept-alive connection the server had closed). */
@@ -48,24 +48,27 @@ export interface Channel {
 
 /**
  * One read buffer for every plain connection of this thread: with `onread`, node reads into it and
- * calls back without allocating a Buffer or going through the readable stream per read. Callers use
- * the bytes during the callback and copy what they keep.
+ * calls back without allocating a Buffer or going through the readable stream per read. Callers
+ * get the buffer and the byte count, use the bytes during the callback and copy what they keep.
  */
 const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
 
-export function openSocket(host: string, port: number, tls: boolean, onData: (data: Buffer) => void): Socket {
+/** Receives `buffer[0, length)`; the bytes are only valid during the call. */
+export type OnData = (buffer: Buffer, length: number) => void;
+
+export function openSocket(host: string, port: number, tls: boolean, onData: OnData): Socket {
   let socket: Socket;
   if (tls) {
     socket = tlsConnect({ host, port, servername: host, rejectUnauthorized: false });
-    socket.on('data', onData);
+    socket.on('data', (data: Buffer) => onData(data, data.length));
   } else {
     socket = netConnect({
       host,
       port,
       onread: {
         buffer: READ_BUFFER,
-        callback: (n: number, buffer: Uint8Array) => {
-          onData((buffer as Buffer).subarray(0, n));
+        callback: (n: number) => {
+          onData(READ_BUFFER, n);
           return true;
         },
       },

@@ -17,7 +17,7 @@ import type { Channel, ChannelEvents, Outcome, RequestRecord } from './channel.j
 import { HttpChannel } from './http-channel.js';
 import { WsChannel } from './ws-channel.js';
 import { planDurationS, type LoadPlan } from './plan.js';
-import { createCountHistogram, createLatencyHistogram, encodeHistogram, recordCount, recordMs, type Histogram } from './histograms.js';
+import { createCountHistogram, createLatencyHistogram, recordCount, recordMs, type Histogram, type HistogramData } from './histograms.js';
 import type { BucketReport, WorkerTotals } from './totals.js';
 
 interface Bucket {
@@ -46,6 +46,11 @@ export class LoadDriver implements ChannelEvents {
   private scheduleDone = false;
   private finished = false;
   private readonly buckets = new Map<number, Bucket>();
+  /** The bucket used last and its second: most events of a turn fall in the same second. */
+  private lastSecond = -1;
+  private lastBucket: Bucket | undefined;
+  /** Answers are streams (chunks and stream integrity are counted). */
+  private readonly streamed: boolean;
   /** Requests to send again on a fresh connection (see onFinish, 'stale'). */
   private readonly retries: RequestRecord[] = [];
 
@@ -86,6 +91,8 @@ export class LoadDriver implements ChannelEvents {
     const total = pacing.kind === 'open' ? pacing.maxConnections : pacing.connections;
     // Spread connections over the threads; every thread gets at least one.
     this.shareOfConnections = Math.max(1, Math.floor(total / workers) + (workerIndex < total % workers ? 1 : 0));
+    const target = plan.target;
+    this.streamed = target.transport === 'ws' ? target.stream : target.stream !== 'none';
   }
 
   async run(): Promise<WorkerTotals> {
@@ -186,7 +193,7 @@ export class LoadDriver implements ChannelEvents {
   }
 
   private dispatch(channel: Channel, intended: number, now: number): void {
-    const request: RequestRecord = { intended, dispatched: now, firstChunkAt: 0, lastChunkAt: 0, chunks: 0, bytes: 0, errorFrame: false, ended: false };
+    const request: RequestRecord = { intended, dispatched: now, firstChunkAt: 0, lastChunkAt: 0, chunks: 0, bytes: 0, errorFrame: false, ended: false, retried: false, id: '' };
     this.totals.sent++;
     if (now < this.endPerf) this.totals.sentInWindow++;
     this.bucket(now).sent++;
@@ -211,15 +218,15 @@ export class LoadDriver implements ChannelEvents {
   // ---- closed loop ----
 
   private runClosed(): void {
-    for (let i = 0; i < this.shareOfConnections; i++) this.fillClosed(this.openChannel());
+    for (let i = 0; i < this.shareOfConnections; i++) this.fillClosed(this.openChannel(), performance.now());
     setTimeout(() => {
       this.scheduleDone = true;
       this.checkDone();
     }, Math.max(0, this.endPerf - performance.now()));
   }
 
-  private fillClosed(channel: Channel): void {
-    const now = performance.now();
+  /** `now`: the clock read when the connection became free (one read per turn of work). */
+  private fillClosed(channel: Channel, now: number): void {
     while (channel.alive && channel.free > 0 && now < this.endPerf) {
       this.totals.scheduled++;
       this.bucket(now).scheduled++;
@@ -252,8 +259,7 @@ export class LoadDriver implements ChannelEvents {
     }
     this.totals.bytes += request.bytes;
     const bucket = this.bucket(now);
-    const target = this.plan.target;
-    const streamed = target.transport === 'ws' ? target.stream : target.stream !== 'none';
+    const streamed = this.streamed;
     if (outcome === 'ok') {
       this.totals.ok++;
       bucket.ok++;
@@ -290,7 +296,7 @@ export class LoadDriver implements ChannelEvents {
   /** Gives a connection with free slots its next work: retries first, then what the pacing wants. */
   private feed(channel: Channel, now: number): void {
     while (channel.alive && channel.free > 0 && this.retries.length > 0) channel.start(this.retries.shift()!);
-    if (this.plan.pacing.kind === 'closed') this.fillClosed(channel);
+    if (this.plan.pacing.kind === 'closed') this.fillClosed(channel, now);
     else {
       while (channel.alive && channel.free > 0 && this.backlogSize > 0) this.dispatch(channel, this.takeBacklog()!, now);
       this.list(channel);
@@ -355,12 +361,16 @@ export class LoadDriver implements ChannelEvents {
   // ---- accounting ----
 
   private bucket(at: number): Bucket {
-    const second = Math.max(0, Math.floor((at - this.startPerf) / 1000));
+    const offset = at - this.startPerf;
+    const second = offset > 0 ? Math.floor(offset / 1000) : 0;
+    if (second === this.lastSecond) return this.lastBucket!;
     let bucket = this.buckets.get(second);
     if (!bucket) {
       bucket = { scheduled: 0, sent: 0, ok: 0, errors: 0, corrected: undefined, uncorrected: undefined };
       this.buckets.set(second, bucket);
     }
+    this.lastSecond = second;
+    this.lastBucket = bucket;
     return bucket;
   }
 
@@ -375,22 +385,20 @@ export class LoadDriver implements ChannelEvents {
         sent: bucket.sent,
         ok: bucket.ok,
         errors: bucket.errors,
-        corrected: bucket.corrected ? encodeHistogram(bucket.corrected) : undefined,
-        uncorrected: bucket.uncorrected ? encodeHistogram(bucket.uncorrected) : undefined,
+        corrected: bucket.corrected?.data(),
+        uncorrected: bucket.uncorrected?.data(),
       });
-      bucket.corrected?.destroy();
-      bucket.uncorrected?.destroy();
       this.buckets.delete(second);
+      if (second === this.lastSecond) {
+        this.lastSecond = -1;
+        this.lastBucket = undefined;
+      }
     }
     if (out.length > 0) this.onBuckets(out);
   }
 
   private report(): WorkerTotals {
-    const encode = (h: Histogram): string => {
-      const text = encodeHistogram(h);
-      h.destroy();
-      return text;
-    };
+    const encode = (h: Histogram): HistogramData => h.data();
     return {
       ...this.totals,
       schedulerLag: encode(this.schedulerLag),

@@ -10,6 +10,7 @@ import type { HttpTarget } from './plan.js';
 import { ResponseParser } from './response-parser.js';
 import { openSocket, socketErrorKind, type Channel, type ChannelEvents, type RequestRecord } from './channel.js';
 import { SseReader } from './sse.js';
+import { writeBytes } from './socket-writer.js';
 
 export class HttpChannel implements Channel {
   listed = false;
@@ -25,12 +26,15 @@ export class HttpChannel implements Channel {
   private lastChunkWasError = false;
   /** Answers completed on this connection. */
   private served = 0;
+  /** Body pieces matter (streams); otherwise the parser only counts body bytes. */
+  private readonly streamed: boolean;
 
   constructor(
     private readonly target: HttpTarget,
     private readonly events: ChannelEvents,
   ) {
     this.sse = target.stream === 'sse' ? new SseReader() : undefined;
+    this.streamed = target.stream !== 'none';
     this.parser = new ResponseParser({
       onHead: (status) => {
         this.status = status;
@@ -38,7 +42,7 @@ export class HttpChannel implements Channel {
       onChunk: (data) => this.chunk(data),
       onComplete: () => this.complete(),
     });
-    this.socket = openSocket(target.host, target.port, target.tls, (data) => this.receive(data));
+    this.socket = openSocket(target.host, target.port, target.tls, (buffer, length) => this.receive(buffer, length));
     this.socket.on('connect', () => {
       this.connected = true;
     });
@@ -68,8 +72,9 @@ export class HttpChannel implements Channel {
     this.status = 0;
     this.lastChunkWasError = false;
     this.sse?.reset();
-    this.parser.begin(this.target.bodiless);
-    this.socket.write(this.target.request);
+    this.parser.begin(this.target.bodiless, this.streamed);
+    // Direct to the TCP handle once connected (socket-writer.ts); before that the stream queues it.
+    writeBytes(this.socket, this.target.request, this.connected && !this.target.tls);
   }
 
   expire(before: number, now: number): void {
@@ -86,16 +91,15 @@ export class HttpChannel implements Channel {
     this.socket.destroy();
   }
 
-  private receive(data: Buffer): void {
+  private receive(buffer: Buffer, length: number): void {
     if (!this.current) return;
-    const error = this.parser.execute(data);
+    const error = this.parser.execute(buffer, 0, length);
     if (error !== undefined) this.fail('protocol');
   }
 
   private chunk(data: Buffer): void {
     const request = this.current!;
-    request.bytes += data.length;
-    if (this.status < 200 || this.status >= 300 || this.target.stream === 'none') return;
+    if (this.status < 200 || this.status >= 300) return;
     if (this.sse) {
       const now = performance.now();
       this.sse.feed(data, request, () => this.events.onChunk(this, request, now));
@@ -110,6 +114,7 @@ export class HttpChannel implements Channel {
     const request = this.current!;
     this.current = undefined;
     this.served++;
+    request.bytes = this.parser.bytes;
     const now = performance.now();
     if (!this.parser.reusable) this.close();
     const ok = this.status >= 200 && this.status < 300;
@@ -121,7 +126,10 @@ export class HttpChannel implements Channel {
     const request = this.current;
     this.current = undefined;
     this.close();
-    if (request) this.events.onFinish(this, request, kind, performance.now());
+    if (request) {
+      request.bytes = this.parser.bytes;
+      this.events.onFinish(this, request, kind, performance.now());
+    }
   }
 
   private closed(): void {
@@ -132,6 +140,7 @@ export class HttpChannel implements Channel {
       // A body that ends with the connection is complete (parser.close called complete()).
       if (this.current) {
         this.current = undefined;
+        request.bytes = this.parser.bytes;
         const now = performance.now();
         if (state === 'truncated') {
           const streamed = this.target.stream !== 'none' && this.status >= 200 && this.status < 300;

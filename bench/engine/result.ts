@@ -7,17 +7,7 @@ import { planDurationS } from './plan.js';
 import { expectedArrivals } from './schedule.js';
 import type { BucketReport, WorkerTotals } from './totals.js';
 import { evaluateSlo, type SloResult } from './slo.js';
-import {
-  addEncoded,
-  createCountHistogram,
-  createLatencyHistogram,
-  spectrum,
-  summarize,
-  summarizeCounts,
-  type CountSummary,
-  type Histogram,
-  type LatencySummary,
-} from './histograms.js';
+import { createLatencyHistogram, merged, spectrum, summarize, summarizeCounts, type CountSummary, type LatencySummary } from './histograms.js';
 
 export interface TimelinePoint {
   second: number;
@@ -99,18 +89,6 @@ export interface RunResult {
 /** Scheduler lag above this at p99 means the generator itself could not keep up. */
 const LAG_LIMIT_MS = 50;
 
-function mergeInto(encoded: Array<string | undefined>, counts = false): Histogram {
-  const h = counts ? createCountHistogram() : createLatencyHistogram();
-  for (const e of encoded) if (e) addEncoded(h, e, counts);
-  return h;
-}
-
-function take<T>(h: Histogram, f: (h: Histogram) => T): T {
-  const value = f(h);
-  h.destroy();
-  return value;
-}
-
 const round = (value: number, digits = 1): number => Math.round(value * 10 ** digits) / 10 ** digits;
 
 export function summarizeRun(plan: LoadPlan, buckets: BucketReport[], totals: WorkerTotals[]): RunResult {
@@ -131,8 +109,8 @@ export function summarizeRun(plan: LoadPlan, buckets: BucketReport[], totals: Wo
   const timeline: TimelinePoint[] = [];
   for (const second of [...seconds.keys()].sort((a, b) => a - b)) {
     const list = seconds.get(second)!;
-    const c = mergeInto(list.map((b) => b.corrected));
-    const u = mergeInto(list.map((b) => b.uncorrected));
+    const c = merged(list.map((b) => b.corrected));
+    const u = merged(list.map((b) => b.uncorrected));
     corrected.add(c);
     uncorrected.add(u);
     const cs = summarize(c);
@@ -146,8 +124,6 @@ export function summarizeRun(plan: LoadPlan, buckets: BucketReport[], totals: Wo
       p99: cs.p99,
       p99Uncorrected: summarize(u).p99,
     });
-    c.destroy();
-    u.destroy();
   }
 
   const scheduled = sum((t) => t.scheduled);
@@ -155,8 +131,8 @@ export function summarizeRun(plan: LoadPlan, buckets: BucketReport[], totals: Wo
   const ok = sum((t) => t.ok);
   const unsent = sum((t) => t.unsent);
   const waited = sum((t) => t.waitedForConnection);
-  const lag = take(mergeInto(totals.map((t) => t.schedulerLag)), summarize);
-  const sendDelay = take(mergeInto(totals.map((t) => t.sendDelay)), summarize);
+  const lag = summarize(merged(totals.map((t) => t.schedulerLag)));
+  const sendDelay = summarize(merged(totals.map((t) => t.sendDelay)));
   const pacing = plan.pacing;
   const limit = pacing.kind === 'open' ? pacing.maxConnections : pacing.connections;
 
@@ -197,7 +173,7 @@ export function summarizeRun(plan: LoadPlan, buckets: BucketReport[], totals: Wo
     timeline,
   };
   if (plan.sloSpec) {
-    const firstChunk = mergeInto(totals.map((t) => t.firstChunk));
+    const firstChunk = merged(totals.map((t) => t.firstChunk));
     result.slo = evaluateSlo(plan.sloSpec, {
       latency: corrected,
       firstChunk: streamed ? firstChunk : corrected,
@@ -209,17 +185,14 @@ export function summarizeRun(plan: LoadPlan, buckets: BucketReport[], totals: Wo
       generatorLimited,
       scheduleProblems: problems,
     });
-    firstChunk.destroy();
   }
-  corrected.destroy();
-  uncorrected.destroy();
   if (streamed) {
     result.stream = {
-      firstChunk: take(mergeInto(totals.map((t) => t.firstChunk)), summarize),
-      firstChunkUncorrected: take(mergeInto(totals.map((t) => t.firstChunkUncorrected)), summarize),
-      chunkGap: take(mergeInto(totals.map((t) => t.chunkGap)), summarize),
-      chunksPerStream: take(mergeInto(totals.map((t) => t.chunksPerStream), true), summarizeCounts),
-      bytesPerStream: take(mergeInto(totals.map((t) => t.bytesPerStream), true), summarizeCounts),
+      firstChunk: summarize(merged(totals.map((t) => t.firstChunk))),
+      firstChunkUncorrected: summarize(merged(totals.map((t) => t.firstChunkUncorrected))),
+      chunkGap: summarize(merged(totals.map((t) => t.chunkGap))),
+      chunksPerStream: summarizeCounts(merged(totals.map((t) => t.chunksPerStream), 'count')),
+      bytesPerStream: summarizeCounts(merged(totals.map((t) => t.bytesPerStream), 'count')),
       complete: sum((t) => t.streams.complete),
       truncated: sum((t) => t.streams.truncated),
       errorFrame: sum((t) => t.streams.errorFrame),

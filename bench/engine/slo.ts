@@ -57,7 +57,7 @@ export interface SloInputs {
 export function evaluateSlo(slo: Slo, run: SloInputs): SloResult {
   const terms = slo.terms.map((term) => {
     const h = term.metric === 'latency' ? run.latency : run.firstChunk;
-    const observedMs = h.totalCount === 0 ? Infinity : h.getValueAtPercentile(term.percentile) / 1000;
+    const observedMs = h.totalCount === 0 ? Infinity : h.valueAtPercentile(term.percentile) / 1000;
     return { name: term.name, limitMs: term.limitMs, observedMs: Number.isFinite(observedMs) ? Math.round(observedMs * 1000) / 1000 : -1, met: observedMs <= term.limitMs };
   });
   const errorRate = run.sent === 0 ? 1 : run.failed / run.sent;

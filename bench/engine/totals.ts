@@ -1,4 +1,5 @@
 /** What a worker thread sends back: per-second buckets while it runs, its totals at the end. */
+import type { HistogramData } from './histogram.js';
 
 export interface BucketReport {
   /** Whole seconds since the run's start. */
@@ -10,9 +11,9 @@ export interface BucketReport {
   /** Answers (ok / failed) completed in this second. */
   ok: number;
   errors: number;
-  /** Encoded latency histograms of the answers completed in this second. */
-  corrected: string | undefined;
-  uncorrected: string | undefined;
+  /** Latency histograms (µs) of the answers completed in this second. */
+  corrected: HistogramData | undefined;
+  uncorrected: HistogramData | undefined;
 }
 
 export interface WorkerTotals {
@@ -29,13 +30,13 @@ export interface WorkerTotals {
   peakConnections: number;
   retried: number;
   streams: { complete: number; truncated: number; errorFrame: number };
-  schedulerLag: string;
-  sendDelay: string;
-  firstChunk: string;
-  firstChunkUncorrected: string;
-  chunkGap: string;
-  chunksPerStream: string;
-  bytesPerStream: string;
+  schedulerLag: HistogramData;
+  sendDelay: HistogramData;
+  firstChunk: HistogramData;
+  firstChunkUncorrected: HistogramData;
+  chunkGap: HistogramData;
+  chunksPerStream: HistogramData;
+  bytesPerStream: HistogramData;
 }
 
 export type WorkerMessage = { type: 'ready' } | { type: 'buckets'; buckets: BucketReport[] } | { type: 'done'; totals: WorkerTotals } | { type: 'failed'; message: string };

@@ -64,7 +64,7 @@ export class WsChannel implements Channel {
     private readonly target: WsTarget,
     private readonly events: ChannelEvents,
   ) {
-    this.socket = openSocket(target.host, target.port, target.tls, (data) => this.receive(data));
+    this.socket = openSocket(target.host, target.port, target.tls, (buffer, length) => this.receive(buffer.subarray(0, length)));
     this.socket.on('connect', () => {
       this.connected = true;
     });

@@ -57,7 +57,7 @@ test('Connection: close, HTTP/1.0, 1xx, HEAD, 204 and bodies read to the close',
 });
 
 test('SSE: events across reads, end and error events, [DONE]', () => {
-  const record = (): RequestRecord => ({ intended: 0, dispatched: 0, firstChunkAt: 0, lastChunkAt: 0, chunks: 0, bytes: 0, errorFrame: false, ended: false });
+  const record = (): RequestRecord => ({ intended: 0, dispatched: 0, firstChunkAt: 0, lastChunkAt: 0, chunks: 0, bytes: 0, errorFrame: false, ended: false, retried: false, id: '' });
   const reader = new SseReader();
   const r = record();
   let events = 0;
