@@ -85,6 +85,37 @@ test('a constant-rate open-loop run sends what it was asked to, within 2%', asyn
   }
 });
 
+test('a request larger than the socket buffers arrives whole, also on a kept-alive connection, from a server that reads slowly', async () => {
+  // 16 MiB does not fit the kernel's buffers: the write is queued and finishes as the server reads.
+  const size = 16 * 1024 * 1024;
+  const folder = mkdtempSync(join(tmpdir(), 'bench-large-'));
+  const bodyFile = join(folder, 'body.bin');
+  writeFileSync(bodyFile, Buffer.alloc(size, 0x61));
+  const received: number[] = [];
+  const target = await serve((req, res) => {
+    let bytes = 0;
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      req.pause();
+      setTimeout(() => req.resume(), 1);
+    });
+    req.on('end', () => {
+      received.push(bytes);
+      res.end(String(bytes));
+    });
+  });
+  try {
+    const { run } = await bench({ url: target.url, connections: 2, duration: 2, body: bodyFile });
+    assert.equal(run.errors.total, 0, JSON.stringify(run.errors));
+    assert.ok(run.requests.ok > run.connections.opened, `ok ${run.requests.ok} on ${run.connections.opened} connections: some went on a kept-alive one`);
+    assert.ok(received.length >= run.requests.ok);
+    assert.deepEqual(new Set(received), new Set([size]));
+  } finally {
+    await target.close();
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
 /** A server in its own process that answers and closes the connection, every time. */
 const CLOSING_SERVER = `
 const http = require('node:http');
