@@ -205,8 +205,12 @@ export const clusterSchema = z
      */
     federation: z
       .object({
-        /** A leader silent this long loses the endpoint to another gateway (it renews every third of it). */
-        lease_ms: z.number().int().min(300).default(1500),
+        /**
+         * A leader silent this long loses the endpoint to another gateway (it renews every third
+         * of it). Failover takes up to this plus two 250 ms reads (about 1.7 s by default); shorter
+         * leases fail over sooner, but a leader whose process stalls that long loses its lease.
+         */
+        lease_ms: z.number().int().min(300).default(1200),
       })
       .strict()
       .optional(),
