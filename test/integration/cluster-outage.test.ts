@@ -2,10 +2,13 @@
  * The gateway loses its NATS connection (the real nats-server is killed): requests that only node
  * agents could serve are answered 503 SY_CLUSTER_UNAVAILABLE with Retry-After instead of waiting
  * out their deadline, the request in flight on a node is answered the same way, local replicas
- * keep serving, the loss and the return are counted in /metrics, and service resumes.
+ * keep serving, the loss and the return are counted in /metrics, and service resumes. With a
+ * second server listed that never answers, the gateway waits `failover_grace_ms` for a failover
+ * that cannot happen, then answers the same 503s.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -77,5 +80,52 @@ describe('NATS outage', () => {
 
   it('the node serves again after the outage', async () => {
     await waitFor('the node to serve again', async () => (await postJson(`${gw.url}/inference/far`, { value: 4 }, { 'x-request-timeout-ms': '3000' })).status === 200, 30_000);
+  });
+});
+
+/** A port nothing listens on. */
+async function deadPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe('NATS outage with a second server listed that is down too', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'switchyard-cluster-failover-grace-'));
+  let server: NatsServer;
+  let gw: TestGateway;
+
+  before(async () => {
+    const behaviours = fixtureModule('behaviours', dir);
+    server = await NatsServer.start();
+    const node = startNodeAgent({ nats: server.url, name: 'n1', region: 'eu', maxReplicas: 1, workDir: dir });
+    await node.up;
+    gw = await startClusterGateway({
+      nats: `${server.url},nats://127.0.0.1:${await deadPort()}`,
+      region: 'eu',
+      cluster: { failover_grace_ms: 500 },
+      endpoints: { far: { predictor: behaviours, placement: 'remote', timeout_ms: 60_000 } },
+    });
+  });
+
+  after(async () => {
+    await gw?.close();
+    await killChildren();
+    await server?.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('holds requests while it tries to fail over, then answers them 503 instead of waiting out their deadline', async () => {
+    const inFlight = postJson(`${gw.url}/inference/far`, { action: 'sleep', ms: 30_000 });
+    await waitFor('the request to reach the node', () => gw.gateway.endpoints.get('far')!.inFlight === 1);
+    await server.stop();
+    // Sent while the failover is being tried: it waits for it, then gets the outage.
+    const waiting = postJson(`${gw.url}/inference/far`, { value: 1 });
+    for (const res of [await inFlight, await waiting]) {
+      assert.equal(res.status, 503, res.text);
+      assert.equal(res.json.error.code, 'SY_CLUSTER_UNAVAILABLE');
+    }
   });
 });
