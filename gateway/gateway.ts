@@ -15,6 +15,7 @@ import { loadUws, type us_listen_socket } from '../native/uws.js';
 import { AutoscaleController } from './autoscaler/controller.js';
 import { ClusterReplicaFactory, clusterView } from './cluster/cluster-factory.js';
 import { ClusterConnection, type ConnectionStatus } from '../workers/cluster/connection.js';
+import { SwitchyardError } from '../workers/protocol/errors.js';
 import { connectOptionsFromConfig } from './cluster/connect-options.js';
 import { timingsFromConfig, type MembershipEvent } from './cluster/membership.js';
 import { RemoteCluster } from './cluster/remote-link.js';
@@ -282,13 +283,15 @@ export class Gateway {
 
   /**
    * Takes an endpoint out of service (a federation's deployment dropped it): requests for it get
-   * 404 from now on, the ones it holds finish (within `shutdown_grace_ms`), then it closes.
+   * 404 from now on, and so do those still waiting for a replica; those on a replica finish
+   * (within `shutdown_grace_ms`), then it closes.
    */
   removeEndpoint(name: string): void {
     const endpoint = this.endpoints.get(name);
     if (!endpoint) return;
     this.endpoints.delete(name);
     this.log.info({ endpoint: name }, 'endpoint removed from the deployment: draining');
+    endpoint.remove(new SwitchyardError('SY_NOT_FOUND', `endpoint "${name}" was removed from the deployment`));
     void endpoint
       .drain(this.config.server.shutdown_grace_ms)
       .then(() => endpoint.close())

@@ -97,6 +97,8 @@ export class Endpoint implements ScalableEndpoint {
   /** The gateway's NATS connection is down: node agents' replicas are out of reach. */
   private clusterDown = false;
   private unhandledRejections = 0;
+  /** Set once the endpoint left its deployment: the answer to anything that still reaches it. */
+  private removedError: SwitchyardError | undefined;
   /** Streams a client may reconnect to (endpoints with stream_reconnect.grace_ms). */
   readonly reconnect: StreamRegistry | undefined;
   /** Called when a request arrives and no replica is live (scale from zero). */
@@ -230,6 +232,10 @@ export class Endpoint implements ScalableEndpoint {
 
   submit(call: Call): void {
     this.reconnect?.wrap(call);
+    if (this.removedError) {
+      this.refuse(call, this.removedError);
+      return;
+    }
     if (this.closed) {
       this.refuse(call, new SwitchyardError('SY_SHUTTING_DOWN', 'the gateway is shutting down'));
       return;
@@ -544,6 +550,16 @@ export class Endpoint implements ScalableEndpoint {
   }
 
   // ---- shutdown --------------------------------------------------------------------------
+
+  /**
+   * The endpoint left its deployment (a federation's): requests still waiting for a replica, and
+   * any that reach it from now on (a transport that looked it up a moment ago), get `err`; those
+   * on a replica finish. `drain` and `close` follow.
+   */
+  remove(err: SwitchyardError): void {
+    this.removedError = err;
+    this.failQueued(err);
+  }
 
   /**
    * Refuses new requests; resolves when nothing is queued or in flight, or after `graceMs`. Polls

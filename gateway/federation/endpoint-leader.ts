@@ -16,7 +16,6 @@
  */
 import { nuid } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
-import { placeReplicas, type PlacementCandidate } from '../autoscaler/placer.js';
 import { AutoscaleController, type ScalableEndpoint } from '../autoscaler/controller.js';
 import type { AutoscalingConfig } from '../config/schema.js';
 import type { RemoteCluster } from '../cluster/remote-link.js';
@@ -24,6 +23,7 @@ import { pack, unpack } from '../../workers/protocol/envelopes.js';
 import type { Fence, PlaceReply, PlaceRequest } from '../../workers/cluster/subjects.js';
 import { decodeJson, encodeJson, type StoredEndpoint } from './deployment.js';
 import { LeaseWatch, planReplicaSet, type ReplicaSetRecord, type SharedReplica } from './replica-set.js';
+import { chooseSharedReplicas } from './shared-placement.js';
 import type { SignalAggregator } from './signal-aggregator.js';
 
 export interface LeaderTimings {
@@ -35,6 +35,12 @@ export interface LeaderTimings {
   minDrainMs: number;
   drainTimeoutMs: number;
   placementTimeoutMs: number;
+  /**
+   * How long a removed endpoint's replicas keep serving before they drain: every gateway rereads
+   * the deployment each second and stops routing to it, so requests they already took still find
+   * a ready replica.
+   */
+  removalGraceMs: number;
 }
 
 export interface EndpointLeaderOptions {
@@ -75,6 +81,8 @@ export class EndpointLeader {
   private nextStartAt = 0;
   /** The endpoint left the deployment: its replicas drain and stop, then its record is deleted. */
   private retired = false;
+  /** performance.now() when it was retired. */
+  private retiredAt = 0;
   private recordGone = false;
   lastError: string | undefined;
 
@@ -127,6 +135,7 @@ export class EndpointLeader {
   retire(): void {
     if (this.retired) return;
     this.retired = true;
+    this.retiredAt = performance.now();
     this.autoscaler?.stop();
     this.autoscaler = undefined;
     this.desiredNow = 0;
@@ -274,6 +283,11 @@ export class EndpointLeader {
       await this.deleteRecord();
       return;
     }
+    if (this.retired && performance.now() - this.retiredAt < this.opts.timings.removalGraceMs) {
+      // Gateways are still letting go of it: keep its replicas serving, and the lease.
+      if (performance.now() - this.lastWriteAt > this.opts.timings.leaseMs / 3) await this.commit(() => undefined);
+      return;
+    }
     const plan = planReplicaSet({ replicas: record.replicas, desired: this.desiredNow, version: this.stored.version }, (r) => this.present(r, now));
     if (now < this.nextStartAt) plan.start = 0;
     const drained = record.replicas.filter((r) => r.state === 'draining' && !this.stopping.has(r.key) && this.drained(r, now));
@@ -330,41 +344,18 @@ export class EndpointLeader {
     }
   }
 
-  /** New replica entries on the nodes with room, one at a time (a node's bound covers all its devices). */
+  /** New replica entries on the nodes with room (shared-placement.ts). */
   private choose(count: number): SharedReplica[] {
-    const config = this.stored.config;
-    const chosen: SharedReplica[] = [];
-    const extra = new Map<string, number>();
-    for (let i = 0; i < count; i++) {
-      const candidates: PlacementCandidate[] = [];
-      for (const member of this.opts.cluster.nodes()) {
-        if (!this.opts.cluster.membership.isRoutable(member.name)) continue;
-        const held = new Set([...Object.keys(member.inFlight), ...this.opts.occupied(member.name)]);
-        const free = member.maxReplicas - held.size - (extra.get(member.name) ?? 0);
-        if (free <= 0) continue;
-        for (const device of member.devices) {
-          if (config.model !== undefined && device.onnx === false) continue;
-          if (config.devices.includes(device.id)) candidates.push({ node: member.name, region: member.region, device: device.id, free });
-        }
-      }
-      const [pick] = placeReplicas({ count: 1, devicePreference: config.devices, regionPreference: config.regions }, candidates);
-      const member = pick && this.opts.cluster.node(pick.node);
-      if (!pick || !member) break;
-      extra.set(pick.node, (extra.get(pick.node) ?? 0) + 1);
-      const key = nuid.next();
-      chosen.push({
-        key,
-        replicaId: `${this.name}@${pick.node}/${pick.device}/${key.slice(-6)}`,
-        node: pick.node,
-        incarnation: member.incarnation,
-        device: pick.device,
-        region: pick.region,
-        version: this.stored.version,
-        state: 'starting',
-        since: Date.now(),
-      });
-    }
-    return chosen;
+    return chooseSharedReplicas({
+      endpoint: this.name,
+      version: this.stored.version,
+      config: this.stored.config,
+      count,
+      nodes: this.opts.cluster.nodes().filter((n) => this.opts.cluster.membership.isRoutable(n.name)),
+      occupied: (node) => this.opts.occupied(node),
+      newKey: () => nuid.next(),
+      now: Date.now(),
+    });
   }
 
   private fence(): Fence {

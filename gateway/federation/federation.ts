@@ -75,7 +75,7 @@ export class Federation {
     options: FederationOptions,
   ) {
     this.factory = new SharedReplicaFactory(cluster);
-    this.timings = { leaseMs: options.leaseMs, missingGraceMs: 2_000, minDrainMs: 1_000, drainTimeoutMs: 10_000, placementTimeoutMs: 120_000 };
+    this.timings = { leaseMs: options.leaseMs, missingGraceMs: 2_000, minDrainMs: 1_000, drainTimeoutMs: 10_000, placementTimeoutMs: 120_000, removalGraceMs: 3 * REGISTRY_MS };
   }
 
   static async open(cluster: RemoteCluster, region: string, options: FederationOptions): Promise<Federation> {

@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import { validateConfig } from '../../gateway/config/load.js';
 import { Call, type CallSink } from '../../gateway/endpoints/call.js';
 import { Endpoint, type EndpointObserver, type ReplicaFactory } from '../../gateway/endpoints/endpoint.js';
-import type { SwitchyardError } from '../../workers/protocol/errors.js';
+import { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { ReplicaLink } from '../../workers/protocol/link.js';
 import { deathBackoffMs, DEATH_WINDOW_MS, RestartBackoff } from '../../gateway/endpoints/restart-backoff.js';
 import { FakeClock } from '../helpers/fake-clock.js';
@@ -177,6 +177,29 @@ describe('Endpoint', () => {
     await ep.close();
     assert.deepEqual(sink.errors.map((e) => e.code), ['SY_SHUTTING_DOWN']);
     assert.equal(ep.inFlight, 0);
+  });
+});
+
+describe('Endpoint removed from its deployment', () => {
+  test('waiting requests and late arrivals get the removal error; the running one finishes', async () => {
+    const factory = new Factory();
+    const ep = endpoint({ max_concurrency: 1 }, factory);
+    ep.reconcile();
+    await turn();
+    const [running, waiting, late] = [new Sink(), new Sink(), new Sink()];
+    const first = call(running);
+    ep.submit(first);
+    ep.submit(call(waiting));
+    assert.equal(ep.queued, 1);
+    ep.remove(new SwitchyardError('SY_NOT_FOUND', 'endpoint "e" was removed from the deployment'));
+    ep.submit(call(late));
+    assert.deepEqual([waiting, late].map((s) => s.errors.map((e) => `${e.status} ${e.code}`)), [['404 SY_NOT_FOUND'], ['404 SY_NOT_FOUND']]);
+    await turn();
+    factory.links[0]!.events.onFrames([{ t: 'result', id: first.id, body: new Uint8Array([123, 125]), contentType: 'application/json' }]);
+    assert.equal(running.results, 1);
+    assert.deepEqual(running.errors, []);
+    assert.equal(ep.inFlight + ep.queued, 0);
+    await ep.close();
   });
 });
 
