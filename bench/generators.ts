@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { startServer } from './lib/processes.js';
 import { repositoryRoot } from './lib/servers.js';
 import { describeMachine, median } from './lib/report.js';
+import { defaultWorkers } from './engine/engine.js';
 
 const BODY = '{"text":"hello"}';
 const WRK = process.env.BENCH_WRK ?? '/usr/bin/wrk';
@@ -99,7 +100,8 @@ async function autocannon(url: string, connections: number, seconds: number): Pr
 }
 
 async function switchyard(url: string, bodyFile: string, seconds: number, load: string[]): Promise<Measurement> {
-  const run = await runMeasured([process.execPath, `${repositoryRoot}bin/switchyard.js`, 'bench', '--url', url, '-b', bodyFile, '-d', String(seconds), '--workers', '1', '--json', ...load], (seconds + 30) * 1000);
+  // Its default load threads (defaultWorkers): what a user of this machine gets.
+  const run = await runMeasured([process.execPath, `${repositoryRoot}bin/switchyard.js`, 'bench', '--url', url, '-b', bodyFile, '-d', String(seconds), '--json', ...load], (seconds + 30) * 1000);
   const report = JSON.parse(run.stdout) as { runs: Array<{ result: { requests: { ok: number }; durationS: number; mode: 'open' | 'closed'; schedule: { kept: boolean }; offered?: { rate: number }; latency: { corrected: { p50: number; p99: number } } } }> };
   const r = report.runs[0]!.result;
   return measurement(r.mode === 'open' ? 'switchyard bench (open loop)' : 'switchyard bench', r.mode, r.requests.ok, r.durationS, run.cpuSeconds, {
@@ -178,7 +180,7 @@ async function main(): Promise<number> {
     machine: describeMachine(),
     loadAverage: (await import('node:os')).loadavg().map((l) => Math.round(l * 10) / 10),
     target: 'raw uWS (bench/baselines/raw-uws.ts), POST /inference/echo {"text":"hello"}, child process on this machine',
-    settings: { seconds, connections, reps },
+    settings: { seconds, connections, reps, switchyardLoadThreads: defaultWorkers() },
     summary,
     targets,
     rows,
@@ -202,6 +204,7 @@ async function main(): Promise<number> {
       ? [`The machine was busy with other work (load average ${result.loadAverage[0]} on ${result.machine.cores} cores): achieved rates swing between repetitions; CPU per request is the steadier number.`, '']
       : []),
     'CPU is the generator process\'s user + system time (start-up included) over its successful requests. The open-loop row runs `--rate` at 80% of the rate `switchyard bench` reached closed loop in the same repetition.',
+    `\`switchyard bench\` runs with its default load threads: ${defaultWorkers() === 0 ? 'with one spare core or none, the load runs on its main thread' : `${defaultWorkers()} worker threads`}. wrk runs one thread (\`-t1\`).`,
     '',
   ].join('\n');
   writeFileSync(`${out}/generators.md`, md);

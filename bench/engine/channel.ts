@@ -3,8 +3,12 @@
  * (1 for HTTP/1.1 without pipelining, `--inflight` for a WebSocket), a way to start a request, and
  * callbacks for each chunk, each finished request and the connection's end.
  */
+import { createRequire } from 'node:module';
 import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+
+/** node:tls is loaded on the first TLS connection: a plain-HTTP run spends no start-up on it. */
+let tlsModule: typeof import('node:tls') | undefined;
+const load = createRequire(import.meta.url);
 
 /** One request, from its intended send time to its outcome. Times are performance.now() ms. */
 export interface RequestRecord {
@@ -59,7 +63,8 @@ export type OnData = (buffer: Buffer, length: number) => void;
 export function openSocket(host: string, port: number, tls: boolean, onData: OnData): Socket {
   let socket: Socket;
   if (tls) {
-    socket = tlsConnect({ host, port, servername: host, rejectUnauthorized: false });
+    tlsModule ??= load('node:tls') as typeof import('node:tls');
+    socket = tlsModule.connect({ host, port, servername: host, rejectUnauthorized: false });
     socket.on('data', (data: Buffer) => onData(data, data.length));
   } else {
     socket = netConnect({

@@ -1,7 +1,11 @@
 /**
  * The main-thread side of the engine: a few worker threads that generate load (worker.ts), given
  * one plan at a time with a common start instant; their per-second buckets and totals come back
- * as encoded histograms and are merged here (autocannon's histUtil style).
+ * as histograms' counts and are merged here (autocannon's histUtil style).
+ *
+ * With 0 threads the load runs on the main thread itself (the same driver, in process): no thread
+ * to start and no second copy of the modules to load, which is most of a short run's fixed cost.
+ * The main thread has nothing else to do during a run but a once-a-second progress line.
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
@@ -24,9 +28,14 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
-/** One thread per spare core, at least one: the main thread only merges and prints. */
-export function defaultWorkers(): number {
-  return Math.max(1, Math.min(8, availableParallelism() - 1));
+/**
+ * One load thread per spare core (at most 8), the main thread only merging and printing. With one
+ * spare core or none, the one load thread is the main thread itself (0): a worker would only add
+ * its start-up while the main thread waits.
+ */
+export function defaultWorkers(cores = availableParallelism()): number {
+  const spare = cores - 1;
+  return spare >= 2 ? Math.min(8, spare) : 0;
 }
 
 /** Gives the threads time to receive the plan before its start instant. */
@@ -39,7 +48,7 @@ export class Engine {
   private readonly ready: Promise<unknown>;
 
   constructor(threads = defaultWorkers()) {
-    if (!Number.isInteger(threads) || threads < 1) throw new Error('workers must be a positive integer');
+    if (!Number.isInteger(threads) || threads < 0) throw new Error('workers must be a non-negative integer');
     const file = new URL('./worker.js', import.meta.url);
     this.workers = Array.from({ length: threads }, (_, index) => new Worker(file, { workerData: { index, workers: threads } }));
     this.ready = Promise.all(
@@ -53,6 +62,7 @@ export class Engine {
     );
   }
 
+  /** Load-generating threads (0: the load runs on the main thread). */
   get threads(): number {
     return this.workers.length;
   }
@@ -75,7 +85,20 @@ export class Engine {
           options.onProgress!({ elapsedS, sent, ok, errors, lastSecondOk: okBySecond.get(elapsedS - 1) ?? 0 });
         }, 1000)
       : undefined;
+    const onBuckets = (reports: BucketReport[]): void => {
+      for (const b of reports) {
+        buckets.push(b);
+        sent += b.sent;
+        ok += b.ok;
+        errors += b.errors;
+        okBySecond.set(b.second, (okBySecond.get(b.second) ?? 0) + b.ok);
+      }
+    };
     try {
+      if (this.workers.length === 0) {
+        const { LoadDriver } = await import('./driver.js');
+        totals.push(await new LoadDriver(full, 0, 1, onBuckets).run());
+      }
       await Promise.all(
         this.workers.map(
           (worker) =>
@@ -83,13 +106,7 @@ export class Engine {
               const onMessage = (message: WorkerMessage): void => {
                 if (message.type === 'ready') return;
                 if (message.type === 'buckets') {
-                  for (const b of message.buckets) {
-                    buckets.push(b);
-                    sent += b.sent;
-                    ok += b.ok;
-                    errors += b.errors;
-                    okBySecond.set(b.second, (okBySecond.get(b.second) ?? 0) + b.ok);
-                  }
+                  onBuckets(message.buckets);
                   return;
                 }
                 worker.off('message', onMessage);

@@ -3,7 +3,10 @@ import type { BenchReport, LabeledRun, Spread } from './report.js';
 import type { LatencySummary } from './histograms.js';
 import type { RunResult } from './result.js';
 
-const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+// Made on first use: the first Intl.NumberFormat loads ICU's locale data (~25 ms of CPU), which a
+// --json run never needs.
+let integerFormat: Intl.NumberFormat | undefined;
+const integer = { format: (n: number): string => (integerFormat ??= new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 })).format(n) };
 const fmt = (n: number): string => (n >= 100 ? integer.format(n) : String(Math.round(n * 100) / 100));
 
 function percentiles(s: LatencySummary): string {

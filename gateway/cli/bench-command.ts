@@ -30,6 +30,12 @@ function positiveInteger(value: string): number {
   return n;
 }
 
+function nonNegativeInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a non-negative integer');
+  return n;
+}
+
 function positiveNumber(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
@@ -64,7 +70,7 @@ export function registerBenchCommand(program: Command): Command {
     .option('-w, --warmup <s>', 'seconds of load before measuring (dropped)', seconds, 0)
     .option('--timeout <s>', 'seconds before an unanswered request is a timeout', positiveNumber, 10)
     .option('--rounds <n>', 'with --compare: rounds, each measuring both targets', positiveInteger, 3)
-    .option('--workers <n>', 'load-generating threads (default: one per spare core)', positiveInteger)
+    .option('--workers <n>', 'load-generating threads (default: one per spare core; 0: the load runs on the main thread)', nonNegativeInteger)
     .option('--seed <n>', 'seed of the random arrivals', positiveInteger)
     .option('-b, --body <file>', 'file holding the request body (JSON); the method defaults to POST with one')
     .option('-m, --method <method>', 'HTTP method')

@@ -29,8 +29,9 @@ after(async () => {
 async function bench(opts: Partial<BenchCommandOptions> & { url: string }): Promise<{ code: number; report: RunResult | undefined; whole: BenchReport | undefined; stderr: string }> {
   const out: string[] = [];
   const err: string[] = [];
+  // workers 0: these runs put the load on this thread (the main-thread engine); bench-engine.test.ts runs it on a worker thread.
   const code = await runBenchCommand(
-    { connections: 4, duration: 1, json: true, ...opts },
+    { connections: 4, duration: 1, json: true, workers: 0, ...opts },
     { stdout: { write: (text: string) => out.push(text) }, stderr: { write: (text: string) => err.push(text) } },
   );
   const stdout = out.join('');
@@ -121,4 +122,7 @@ test('bad options exit with 2 and say which option', async () => {
   const { code, stderr } = await bench({ url: `${server.url}/inference/echo`, connections: 0 });
   assert.equal(code, 2);
   assert.match(stderr, /--connections/);
+  const threads = await bench({ url: `${server.url}/inference/echo`, workers: -1 });
+  assert.equal(threads.code, 2);
+  assert.match(threads.stderr, /--workers/);
 });
