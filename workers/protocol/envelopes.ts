@@ -34,7 +34,8 @@ const SCRATCH_KEEP_BYTES = 1024 * 1024;
 /** A copy of bytes `pack` just returned, which the next pack may overwrite; lets go of a grown scratch buffer. */
 export function ownPacked(packed: Uint8Array): Uint8Array<ArrayBuffer> {
   const owned = Uint8Array.prototype.slice.call(packed) as Uint8Array<ArrayBuffer>;
-  if (packed.buffer.byteLength > SCRATCH_KEEP_BYTES) packr.useBuffer(new Uint8Array(8192));
+  // A Buffer, not a plain Uint8Array: msgpackr writes mid-sized strings with Buffer#utf8Write.
+  if (packed.buffer.byteLength > SCRATCH_KEEP_BYTES) packr.useBuffer(Buffer.allocUnsafe(8192));
   return owned;
 }
 
