@@ -46,11 +46,14 @@ export class Engine {
   private busy = false;
   /** Settles when every thread has loaded its modules, so the first start instant is not missed. */
   private readonly ready: Promise<unknown>;
+  /** With 0 threads: the driver, loaded here before any start instant is set. */
+  private readonly inProcess: Promise<typeof import('./driver.js')> | undefined;
 
   constructor(threads = defaultWorkers()) {
     if (!Number.isInteger(threads) || threads < 0) throw new Error('workers must be a non-negative integer');
     const file = new URL('./worker.js', import.meta.url);
     this.workers = Array.from({ length: threads }, (_, index) => new Worker(file, { workerData: { index, workers: threads } }));
+    this.inProcess = threads === 0 ? import('./driver.js') : undefined;
     this.ready = Promise.all(
       this.workers.map(
         (worker) =>
@@ -71,6 +74,7 @@ export class Engine {
     if (this.busy) throw new Error('the engine runs one plan at a time');
     this.busy = true;
     await this.ready;
+    const inProcess = this.inProcess && (await this.inProcess);
     const startAt = Date.now() + START_DELAY_MS;
     const full: LoadPlan = { ...plan, startAt };
     const buckets: BucketReport[] = [];
@@ -95,10 +99,7 @@ export class Engine {
       }
     };
     try {
-      if (this.workers.length === 0) {
-        const { LoadDriver } = await import('./driver.js');
-        totals.push(await new LoadDriver(full, 0, 1, onBuckets).run());
-      }
+      if (inProcess) totals.push(await new inProcess.LoadDriver(full, 0, 1, onBuckets).run());
       await Promise.all(
         this.workers.map(
           (worker) =>
