@@ -10,11 +10,12 @@ import type { HttpTarget } from './plan.js';
 import { ResponseParser } from './response-parser.js';
 import { openSocket, socketErrorKind, type Channel, type ChannelEvents, type RequestRecord } from './channel.js';
 import { SseReader } from './sse.js';
-import { writeBytes } from './socket-writer.js';
+import { SocketWriter } from './socket-writer.js';
 
 export class HttpChannel implements Channel {
   listed = false;
   private readonly socket: Socket;
+  private readonly writer: SocketWriter;
   private readonly parser: ResponseParser;
   private current: RequestRecord | undefined;
   private status = 0;
@@ -43,6 +44,7 @@ export class HttpChannel implements Channel {
       onComplete: () => this.complete(),
     });
     this.socket = openSocket(target.host, target.port, target.tls, (buffer, length) => this.receive(buffer, length));
+    this.writer = new SocketWriter(this.socket, !target.tls);
     this.socket.on('connect', () => {
       this.connected = true;
     });
@@ -74,7 +76,7 @@ export class HttpChannel implements Channel {
     this.sse?.reset();
     this.parser.begin(this.target.bodiless, this.streamed);
     // Direct to the TCP handle once connected (socket-writer.ts); before that the stream queues it.
-    writeBytes(this.socket, this.target.request, this.connected && !this.target.tls);
+    this.writer.write(this.target.request, this.connected);
   }
 
   expire(before: number, now: number): void {

@@ -15,10 +15,8 @@ import type { Socket } from 'node:net';
 import { getSystemErrorName } from 'node:util';
 
 interface WriteRequest {
-  handle: TcpHandle;
   oncomplete: (this: WriteRequest, status: number) => void;
-  async: boolean;
-  bytes: number;
+  /** The bytes of a queued write, kept referenced until it is done. */
   buffer: Uint8Array | null;
   socket: Socket;
 }
@@ -63,41 +61,50 @@ function onQueuedWriteDone(this: WriteRequest, status: number): void {
   if (status < 0) this.socket.destroy(systemError(status));
 }
 
-/** Whether writes go to the handle directly in this runtime. */
-export const directWrites = binding !== undefined;
+/** Writes the requests of one socket. */
+export class SocketWriter {
+  /**
+   * The request object handed to `writeBuffer`, made once: node reads only its `oncomplete`, and
+   * only when a write had to be queued. A queued write keeps its object until it is done; the next
+   * write gets a fresh one.
+   */
+  private request: WriteRequest | undefined;
 
-/**
- * The request object handed to `writeBuffer`. A write that completes at once leaves it untouched,
- * so one serves every such write; a write that had to be queued keeps it until it is done, and the
- * next write gets a fresh one.
- */
-let spare: WriteRequest | undefined;
+  /** `plain`: a TCP socket (not TLS), whose handle is a libuv stream. */
+  constructor(
+    private readonly socket: Socket,
+    private readonly plain: boolean,
+  ) {}
 
-/**
- * Writes `data` (not modified until the write is done: requests are pre-encoded and immutable).
- * `direct`: the socket is a connected plain TCP socket (the caller knows; `connect` has fired).
- */
-export function writeBytes(socket: Socket, data: Uint8Array, direct: boolean): void {
-  const handle = direct && binding !== undefined ? (socket as unknown as { _handle: TcpHandle | null })._handle : null;
-  if (handle === null || typeof handle.writeBuffer !== 'function' || socket.destroyed) {
-    socket.write(data);
-    return;
-  }
-  const request = (spare ??= new binding!.WriteWrap());
-  request.handle = handle;
-  request.oncomplete = onQueuedWriteDone;
-  request.async = false;
-  request.bytes = 0;
-  request.buffer = null;
-  request.socket = socket;
-  const status = handle.writeBuffer(request, data);
-  if (status !== 0) {
-    socket.destroy(systemError(status));
-    return;
-  }
-  if (binding!.streamBaseState[binding!.kLastWriteWasAsync] !== 0) {
-    // Queued with libuv (the kernel's buffer was full): this request object and the bytes stay with it.
-    request.buffer = data;
-    spare = undefined;
+  /**
+   * Writes `data` (not modified until the write is done: requests are pre-encoded and immutable).
+   * `connected`: 'connect' has fired; before that the stream queues the bytes.
+   */
+  write(data: Uint8Array, connected: boolean): void {
+    const socket = this.socket;
+    // A destroyed socket has no handle; socket.write then reports it as the stream does.
+    const handle = connected && this.plain && binding !== undefined ? (socket as unknown as { _handle: TcpHandle | null })._handle : null;
+    if (handle === null || typeof handle.writeBuffer !== 'function') {
+      socket.write(data);
+      return;
+    }
+    let request = this.request;
+    if (request === undefined) {
+      request = new binding!.WriteWrap();
+      request.oncomplete = onQueuedWriteDone;
+      request.buffer = null;
+      request.socket = socket;
+      this.request = request;
+    }
+    const status = handle.writeBuffer(request, data);
+    if (status !== 0) {
+      socket.destroy(systemError(status));
+      return;
+    }
+    if (binding!.streamBaseState[binding!.kLastWriteWasAsync] !== 0) {
+      // Queued with libuv (the kernel's buffer was full): this request object and the bytes stay with it.
+      request.buffer = data;
+      this.request = undefined;
+    }
   }
 }

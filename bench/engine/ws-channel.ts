@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { WsTarget } from './plan.js';
 import { openSocket, socketErrorKind, type Channel, type ChannelEvents, type RequestRecord } from './channel.js';
+import { SocketWriter } from './socket-writer.js';
 
 const MASKS = Buffer.alloc(4096);
 let maskOffset = MASKS.length;
@@ -50,6 +51,7 @@ let nextId = 0;
 export class WsChannel implements Channel {
   listed = false;
   private readonly socket: Socket;
+  private readonly writer: SocketWriter;
   private readonly inFlight = new Map<string, RequestRecord>();
   private readonly waiting: RequestRecord[] = [];
   private open = false;
@@ -65,6 +67,7 @@ export class WsChannel implements Channel {
     private readonly events: ChannelEvents,
   ) {
     this.socket = openSocket(target.host, target.port, target.tls, (buffer, length) => this.receive(buffer.subarray(0, length)));
+    this.writer = new SocketWriter(this.socket, !target.tls);
     this.socket.on('connect', () => {
       this.connected = true;
     });
@@ -122,7 +125,8 @@ export class WsChannel implements Channel {
     const id = (nextId++).toString(36);
     request.id = id;
     this.inFlight.set(id, request);
-    this.socket.write(clientFrame(1, Buffer.from(`{"id":"${id}"${this.target.messageTail}`)));
+    // Requests go out once the upgrade is answered, so the socket is connected.
+    this.writer.write(clientFrame(1, Buffer.from(`{"id":"${id}"${this.target.messageTail}`)), true);
   }
 
   private receive(data: Buffer): void {
