@@ -1,5 +1,5 @@
 /**
- * `node dist/bench/federation.js [--duration 6] [--connections 32] [--rounds 3] [--kills 5]`:
+ * `node dist/bench/federation.js [--duration 6] [--connections 32] [--rounds 5] [--kills 5]`:
  * federated gateways under load. One nats-server (JetStream), node agents, federated gateways and
  * one single (non-federated) gateway run as child processes. In one run:
  *   0. latency: the demo echo with one replica on node `lat-1`, reached through a federated
@@ -30,6 +30,8 @@ import { findFreePort, startServer, type RunningServer } from './lib/processes.j
 const CLI = fileURLToPath(new URL('../gateway/cli/main.js', import.meta.url));
 const ECHO = fileURLToPath(new URL('../examples/echo/predictor.js', import.meta.url));
 const children: ChildProcess[] = [];
+/** Gateways started with startServer: stopped however the run ends. */
+const servers: RunningServer[] = [];
 
 function run(command: string, args: string[]): ChildProcess {
   const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -85,7 +87,7 @@ const load = (gateway: RunningServer, connections: number, durationS: number, si
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { duration: { type: 'string', default: '6' }, connections: { type: 'string', default: '32' }, rounds: { type: 'string', default: '3' }, kills: { type: 'string', default: '5' } },
+    options: { duration: { type: 'string', default: '6' }, connections: { type: 'string', default: '32' }, rounds: { type: 'string', default: '5' }, kills: { type: 'string', default: '5' } },
   });
   const durationS = Number(values.duration);
   const connections = Number(values.connections);
@@ -113,19 +115,25 @@ async function main(): Promise<void> {
       const deploy = spawn(process.execPath, [CLI, 'deploy', '--config', app, '--nats', nats], { stdio: 'inherit' });
       deploy.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`deploy exited ${code}`))));
     });
-    const gateway = (region: string) => startServer({ command: process.execPath, args: (port) => [CLI, 'serve', '--nats', nats, '--region', region, '--host', '127.0.0.1', '--port', String(port)], startTimeoutMs: 60_000 });
+    const started = async (server: Promise<RunningServer>): Promise<RunningServer> => {
+      const s = await server;
+      servers.push(s);
+      return s;
+    };
+    const gateway = (region: string) => started(startServer({ command: process.execPath, args: (port) => [CLI, 'serve', '--nats', nats, '--region', region, '--host', '127.0.0.1', '--port', String(port)], startTimeoutMs: 60_000 }));
     const a = await gateway('eu');
     const b = await gateway('eu');
     await waitUntil('a ready replica on both gateways', async () => (await readyReplicas(a)) > 0 && (await readyReplicas(b)) > 0);
 
     // 0. One request's path: federated gateway vs today's single gateway, same node, same predictor.
-    const single = await startServer({ command: process.execPath, args: (port) => [CLI, 'serve', '--config', singleApp, '--nats', nats, '--region', 'eu', '--host', '127.0.0.1', '--port', String(port)], startTimeoutMs: 60_000 });
+    const single = await started(startServer({ command: process.execPath, args: (port) => [CLI, 'serve', '--config', singleApp, '--nats', nats, '--region', 'eu', '--host', '127.0.0.1', '--port', String(port)], startTimeoutMs: 60_000 }));
     await waitUntil('both gateways to route lat to lat-1', async () => (await routedNodes(a, 'lat')).join() === 'lat-1' && (await routedNodes(single, 'lat')).join() === 'lat-1');
     const roundS = Math.max(2, durationS / 2);
     const p50 = { federated: [] as number[], single: [] as number[] };
     const failedLat = { federated: 0, single: 0 };
-    await load(a, 2, 1, undefined, 1, 'lat');
-    await load(single, 2, 1, undefined, 1, 'lat');
+    // Warm-up as long as a round on each path (JIT, connections, the replica's first requests).
+    await load(a, 2, 1, undefined, roundS, 'lat');
+    await load(single, 2, 1, undefined, roundS, 'lat');
     for (let i = 0; i < rounds; i++) {
       // Alternating order, so drift in the machine's load falls on both alike.
       for (const which of i % 2 ? (['single', 'federated'] as const) : (['federated', 'single'] as const)) {
@@ -203,8 +211,9 @@ async function main(): Promise<void> {
     console.log(`\nleader failover after SIGKILL of the leading gateway (lease_ms default), ${kills} kills, polled every 10 ms:\n`);
     console.log(`each ms: ${failovers.map((x) => (Number.isFinite(x) ? Math.round(x) : 'none within 30 s')).join(', ')}`);
     if (ok.length) console.log(`median ${Math.round(median(ok))} ms, max ${Math.round(Math.max(...ok))} ms (target < 2000 ms)`);
-    for (const g of live) await g.stop();
   } finally {
+    // Killed ones are gone already; the rest stop before NATS does.
+    await Promise.all(servers.map((g) => g.stop().catch(() => undefined)));
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   }

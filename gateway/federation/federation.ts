@@ -251,7 +251,8 @@ export class Federation {
     for (const timer of this.timers) clearInterval(timer);
     for (const leader of this.leaders.values()) leader.stop();
     this.sub?.unsubscribe();
-    await this.gatewaysKv.delete(`gw.${this.cluster.gatewayId}`).catch(() => undefined);
+    // Cut off from NATS, the entry cannot be deleted (a try would wait out a timeout): it expires.
+    if (this.cluster.connection.state === 'connected') await this.gatewaysKv.delete(`gw.${this.cluster.gatewayId}`).catch(() => undefined);
   }
 }
 

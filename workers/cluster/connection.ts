@@ -221,9 +221,13 @@ export class ClusterConnection {
     }
   }
 
-  /** Flushes what was published and closes. */
+  /** Flushes what was published and closes (at once while disconnected: there is nowhere to flush to). */
   async close(): Promise<void> {
     if (this.nc.isClosed()) return;
+    if (this.stateNow !== 'connected') {
+      await this.nc.close();
+      return;
+    }
     try {
       await this.nc.drain();
     } catch {
