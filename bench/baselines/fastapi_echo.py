@@ -1,4 +1,9 @@
-"""The reference system's architecture: FastAPI on uvicorn, answering the echo.
+"""The reference system's architecture: FastAPI on uvicorn, answering the echo, and the stream
+the way TensorOpera Deploy streams (an async generator behind a `StreamingResponse`).
+
+  POST /inference/stream {"text", "chunks", "stream": true}   the demo stream's numbered answer
+                                                              lines, one `yield` each, chunked
+  POST /inference/{endpoint}                                  the JSON body, echoed
 
 Usage: /usr/bin/python3 bench/baselines/fastapi_echo.py [--port N] [--fast]
   default:  uvicorn with the asyncio loop and the h11 HTTP parser (what `pip install uvicorn` gives)
@@ -11,7 +16,7 @@ import sys
 try:
     import uvicorn
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, PlainTextResponse
+    from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 except ImportError as err:  # the harness checks this before starting us; say it plainly anyway
     print(f"fastapi_echo: {err}", file=sys.stderr)
     sys.exit(3)
@@ -22,6 +27,24 @@ app = FastAPI()
 @app.get("/readyz")
 async def readyz() -> PlainTextResponse:
     return PlainTextResponse("ready")
+
+
+MAX_CHUNKS = 1000
+
+
+async def answer(text: str, chunks: int):
+    # One chunk per yield, as a predictor's async generator produces them.
+    for i in range(1, chunks + 1):
+        yield f"Answer for {text} is: {i}\n\n"
+
+
+@app.post("/inference/stream")
+async def stream(request: Request) -> StreamingResponse:
+    body = await request.json()
+    text = body.get("text") if isinstance(body.get("text"), str) and body.get("text") else "[Empty question]"
+    chunks = body.get("chunks")
+    chunks = min(chunks, MAX_CHUNKS) if isinstance(chunks, int) and chunks > 0 else 5
+    return StreamingResponse(answer(text, chunks), media_type="text/plain")  # Starlette adds "; charset=utf-8"
 
 
 @app.post("/inference/{endpoint}")

@@ -2,8 +2,9 @@
  * A long stream over chunked HTTP: 100 answer lines per request with no pause between them, from
  * the gateway's demo `stream` endpoint (a generator in a worker thread, credit-based flow, each
  * chunk written as it arrives) against raw uWS writing the same lines from a generator on its own
- * event loop. Every request carries STREAM_CHUNKS chunks, so the ratio of requests per second is
- * the ratio of chunks per second (chunks/s = req/s × STREAM_CHUNKS).
+ * event loop, and against FastAPI's `StreamingResponse` over an async generator on uvicorn (how
+ * TensorOpera Deploy streams). Every request carries STREAM_CHUNKS chunks, so the ratio of requests
+ * per second is the ratio of chunks per second (chunks/s = req/s × STREAM_CHUNKS).
  */
 import type { HttpPlan, Scenario } from './index.js';
 
@@ -31,5 +32,6 @@ export const streamHttpScenario: Scenario = {
   targets: [
     { name: 'gateway', server: 'gateway', load: plan },
     { name: 'raw-uws-stream', server: 'raw-uws-stream', load: plan },
+    { name: 'fastapi-streaming', server: 'fastapi-default', load: plan },
   ],
 };
