@@ -2,6 +2,7 @@
  * One request inside an endpoint, whatever transport it came from. The transport (HTTP or a
  * WebSocket message) implements `CallSink`; the endpoint drives it from the replica's frames.
  */
+import type { ChunkRun } from '../../workers/protocol/chunk-run.js';
 import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { RequestEnvelope } from '../../workers/protocol/envelopes.js';
 import type { StreamResumability } from '../../workers/predictor/api.js';
@@ -15,10 +16,12 @@ export interface CallSink {
   /** The stream's first frame; `streamId` names it for reconnection (header, SSE ids, WS `stream`). */
   onStreamStart(streamId: string): void;
   /**
-   * A chunk to write; `seq` numbers the stream's chunks from 1, with no gap or repeat whatever
-   * replica produced them. The sink returns credit with `endpoint.ack(call)` once the client took it.
+   * Chunks to write: the run a replica produced in one turn (chunk-run.ts), numbered from
+   * `run.firstSeq`; seqs number the stream's chunks from 1, with no gap or repeat whatever replica
+   * produced them. The sink returns credit with `endpoint.ack(call, n)` once the client took `n`
+   * of them. A sink writes a run as one piece (one socket write, one cork), never waiting for more.
    */
-  onChunk(data: Uint8Array, seq: number): void;
+  onChunks(run: ChunkRun): void;
   /** `returned`: what predictStream returned, when anything. */
   onStreamEnd(returned?: unknown): void;
   onError(err: SwitchyardError): void;
@@ -34,7 +37,7 @@ export class Call {
   dispatchedAt = 0;
   /** Chunks handed to the sink and not yet acknowledged by it (streams). */
   unacked = 0;
-  /** Chunks acknowledged since credit was last returned to the replica (streams). */
+  /** Chunks acknowledged whose credit has not gone back to the replica yet (streams; returned once per turn). */
   acked = 0;
   /** The sequence number of the last chunk handed to the sink (streams; 0 before the first). */
   seq = 0;

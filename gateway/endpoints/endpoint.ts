@@ -293,9 +293,9 @@ export class Endpoint implements ScalableEndpoint {
     this.observer.onFinished(this.name, 499, this.clock.now() - call.startedAt);
   }
 
-  /** The sink wrote a stream chunk to its client: return credit to the replica. */
-  ack(call: Call): void {
-    this.dispatcher.ack(call);
+  /** The sink wrote `n` chunks of a stream to its client: their credit goes back to the replica. */
+  ack(call: Call, n = 1): void {
+    this.dispatcher.ack(call, n);
   }
 
   /** Hands queued requests to replicas with room. */

@@ -1,12 +1,14 @@
 /**
  * The gateway's view of one replica: its link, lifecycle state, concurrency tokens and measured
- * latency. Requests for it collect during an event-loop turn and leave as one batch.
+ * latency. Requests for it collect during an event-loop turn and leave as one batch, and so does
+ * the stream credit its clients returned in the turn (one `credits` message for all its streams).
  *
  * A request cancelled at its deadline keeps its token until the replica confirms the cancel
  * (`overdue`): until then the replica may still be busy with it, so it takes no new work, and
  * one that never confirms is wedged.
  */
 import type { RequestEnvelope } from '../../workers/protocol/envelopes.js';
+import { creditReturned } from '../../workers/protocol/credit.js';
 import { TurnBatcher } from '../../workers/protocol/turn-batcher.js';
 import type { ReplicaLink } from '../../workers/protocol/link.js';
 import type { RoutableReplica } from '../routing/pick-replica.js';
@@ -17,7 +19,7 @@ export type ReplicaState = 'starting' | 'ready' | 'draining' | 'wedged' | 'stopp
 
 const LATENCY_ALPHA = 0.1;
 
-/** Replicas given requests this turn; each sends its requests as one batch in the next. */
+/** Replicas given requests or owed credit this turn; each sends them as one batch in the next. */
 const batches = new TurnBatcher<Replica>((replicas) => {
   for (const replica of replicas) replica.flush();
 });
@@ -34,6 +36,9 @@ export class Replica implements RoutableReplica {
   /** Requests cancelled at their deadline whose cancel the replica has not confirmed: id → when it was sent (monotonic ms). */
   readonly overdue = new Map<number, number>();
   private pending: RequestEnvelope[] = [];
+  /** Streams whose clients took chunks this turn: their credit leaves with the turn's batch. */
+  private credited = new Set<Call>();
+  private scheduled = false;
 
   constructor(
     readonly link: ReplicaLink,
@@ -73,9 +78,10 @@ export class Replica implements RoutableReplica {
     if (this.calls.get(call.id) === call) this.parked.add(call);
   }
 
-  /** Credit came back to a parked stream: it works again and holds its slot. */
-  unpark(call: Call): void {
-    this.parked.delete(call);
+  /** The client of a stream on this replica took chunks: their credit (`call.acked`) goes back with this turn's batch. */
+  owesCredit(call: Call): void {
+    this.credited.add(call);
+    this.schedule();
   }
 
   /** Streams waiting for their client to read. */
@@ -110,7 +116,14 @@ export class Replica implements RoutableReplica {
     // Alone on an idle replica, it leaves now: waiting for the next turn only adds latency. On a
     // busy replica it opens this turn's batch, which leaves in the next turn.
     if (this.calls.size === 1) this.flush();
-    else batches.push(this);
+    else this.schedule();
+  }
+
+  /** The batch of this turn leaves in the next. */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    batches.push(this);
   }
 
   /** Gives the token back and learns from the request's service time. */
@@ -132,9 +145,30 @@ export class Replica implements RoutableReplica {
   }
 
   flush(): void {
-    if (this.pending.length === 0) return;
-    const reqs = this.pending;
-    this.pending = [];
-    this.link.send(reqs);
+    this.scheduled = false;
+    if (this.pending.length > 0) {
+      const reqs = this.pending;
+      this.pending = [];
+      this.link.send(reqs);
+    }
+    if (this.credited.size > 0) this.returnCredit();
+  }
+
+  /** One message for the credit of every stream whose client took chunks; each of them works again. */
+  private returnCredit(): void {
+    const ids: number[] = [];
+    const ns: number[] = [];
+    for (const call of this.credited) {
+      // A stream that finished, moved to a sibling or was cancelled meanwhile owes nothing here.
+      if (call.replica !== this || call.state !== 'streaming') continue;
+      const n = creditReturned(call);
+      if (n === 0) continue;
+      ids.push(call.id);
+      ns.push(n);
+      this.parked.delete(call);
+    }
+    this.credited.clear();
+    if (ids.length === 1) this.link.control({ t: 'credit', id: ids[0]!, n: ns[0]! });
+    else if (ids.length > 1) this.link.control({ t: 'credits', ids, ns });
   }
 }

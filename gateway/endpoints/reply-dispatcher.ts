@@ -1,14 +1,17 @@
 /**
  * Frames from a replica, applied to the requests they name: results and files finish a request,
- * stream frames feed its sink, an error fails it or sends it back for a retry. Stream credit goes
- * back the same way it came: one credit per chunk the client took, returned in batches.
+ * stream frames feed its sink, an error fails it or sends it back for a retry. A `chunk` frame is a
+ * run of chunks (chunk-run.ts): numbered, counted against the stream's credit and handed to the
+ * sink as one. Stream credit goes back the same way it came: one credit per chunk the client
+ * took, returned by the replica at the end of the turn (replica.ts), for all its streams at once.
  */
 import { randomBytes } from 'node:crypto';
 import { close } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { fromWire, responseTooLarge, type SwitchyardError } from '../../workers/protocol/errors.js';
 import type { ReplyFrame } from '../../workers/protocol/envelopes.js';
-import { chunkSent, chunkTaken } from '../../workers/protocol/credit.js';
+import { runLength } from '../../workers/protocol/chunk-run.js';
+import { chunksSent, chunksTaken } from '../../workers/protocol/credit.js';
 import type { Call } from './call.js';
 import type { Replica } from './replica.js';
 import { noteCheckpoint, streamStarted } from './stream-resume.js';
@@ -91,13 +94,17 @@ export class ReplyDispatcher {
             outcomes.streamProgress(call, now);
           }
           break;
-        case 'chunk':
+        case 'chunk': {
+          const n = runLength(frame);
           noteCheckpoint(call, frame);
           // Its credit is spent (chunks unread, or read but not yet credited): it waits for the client.
-          if (chunkSent(call, call.env.credit)) replica.park(call);
+          if (chunksSent(call, n, call.env.credit)) replica.park(call);
           outcomes.streamProgress(call, now);
-          call.sink.onChunk(frame.data, ++call.seq);
+          const firstSeq = call.seq + 1;
+          call.seq += n;
+          call.sink.onChunks({ bytes: frame.data, sizes: frame.sizes, firstSeq });
           break;
+        }
         case 'end':
           outcomes.release(call, replica);
           outcomes.finished(call, 200, now);
@@ -112,22 +119,21 @@ export class ReplyDispatcher {
     outcomes.pump();
   }
 
-  /** The sink wrote a stream chunk to its client: return credit to the replica. */
-  ack(call: Call): void {
+  /** The sink wrote `n` chunks of a stream to its client: their credit goes back to the replica this turn. */
+  ack(call: Call, n = 1): void {
     if (call.state !== 'streaming' || !call.replica) return;
     if (call.creditDebt > 0) {
-      // A chunk replayed to a reconnected client that its old connection had taken: no credit again.
-      call.unacked--;
-      call.creditDebt--;
-      return;
+      // Chunks replayed to a reconnected client that its old connection had taken: no credit again.
+      const debt = Math.min(n, call.creditDebt);
+      call.unacked -= debt;
+      call.creditDebt -= debt;
+      n -= debt;
+      if (n === 0) return;
     }
-    // One credit per acknowledged chunk, returned in batches: the replica never runs further
-    // ahead of the client than its initial credit.
-    const credit = chunkTaken(call);
+    // One credit per acknowledged chunk: the replica never runs further ahead of the client than
+    // its initial credit.
+    chunksTaken(call, n);
     this.outcomes.streamProgress(call, this.now());
-    if (credit > 0) {
-      call.replica.link.control({ t: 'credit', id: call.id, n: credit });
-      call.replica.unpark(call);
-    }
+    call.replica.owesCredit(call);
   }
 }

@@ -15,6 +15,7 @@
  * had already acknowledged are marked as debt (`call.creditDebt`), so acknowledging them again
  * returns no credit.
  */
+import { joinChunks, runLength, type ChunkRun } from '../../workers/protocol/chunk-run.js';
 import { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { Call, CallSink } from './call.js';
 import { StreamTail } from './stream-tail.js';
@@ -26,7 +27,7 @@ export interface ReconnectSettings {
 
 /** What a relay needs from its endpoint. */
 export interface RelayHost {
-  ack(call: Call): void;
+  ack(call: Call, n: number): void;
   cancel(call: Call): void;
 }
 
@@ -66,10 +67,10 @@ export class StreamRelay implements CallSink {
     this.target?.onStreamStart(streamId);
   }
 
-  onChunk(data: Uint8Array, seq: number): void {
-    this.tail.push(seq, data);
-    if (this.target) this.target.onChunk(data, seq);
-    else this.undelivered++;
+  onChunks(run: ChunkRun): void {
+    this.tail.pushRun(run);
+    if (this.target) this.target.onChunks(run);
+    else this.undelivered += runLength(run);
   }
 
   onStreamEnd(): void {
@@ -106,7 +107,8 @@ export class StreamRelay implements CallSink {
   /** Drops the current connection; the credit of the chunks it never acknowledged goes back. */
   private release(): void {
     this.target = undefined;
-    for (let n = this.call.unacked - this.undelivered; n > 0; n--) this.registry.host.ack(this.call);
+    const unacknowledged = this.call.unacked - this.undelivered;
+    if (unacknowledged > 0) this.registry.host.ack(this.call, unacknowledged);
   }
 
   /**
@@ -133,7 +135,8 @@ export class StreamRelay implements CallSink {
     this.undelivered = 0;
     this.target = sink;
     sink.onStreamStart(call.streamId!);
-    for (const chunk of replay) sink.onChunk(chunk.data, chunk.seq);
+    // The replay goes as one run: one write (or one cork of messages) for all of it.
+    if (replay.length > 0) sink.onChunks(joinChunks(replay.map((c) => c.data), replay[0]!.seq));
     if (this.ending) this.settle(this.ending.error);
   }
 

@@ -30,9 +30,14 @@ export function streamStarted(call: Call, frame: Extract<ReplyFrame, { t: 'start
   return true;
 }
 
-/** Remembers the checkpoint that came with the chunk about to be numbered `call.seq + 1`. */
+/**
+ * Remembers the checkpoint that came with a run of chunks about to be numbered from `call.seq + 1`:
+ * that of its chunk at `cpAt` (the last when absent).
+ */
 export function noteCheckpoint(call: Call, frame: Extract<ReplyFrame, { t: 'chunk' }>): void {
-  if (frame.cp !== undefined) call.checkpoint = { seq: call.seq + 1, value: frame.cp };
+  if (frame.cp === undefined) return;
+  const at = frame.cpAt ?? (frame.sizes === undefined ? 0 : frame.sizes.length - 1);
+  call.checkpoint = { seq: call.seq + 1 + at, value: frame.cp };
 }
 
 /** Whether a stream under way on a replica that died can continue on another. */

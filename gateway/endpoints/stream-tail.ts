@@ -4,6 +4,8 @@
  * chunk from a replica is a view into the whole frame batch it came in, which a reference would
  * keep alive beyond the bound.
  */
+import { forEachChunk, type ChunkRun } from '../../workers/protocol/chunk-run.js';
+
 export interface TailChunk {
   readonly seq: number;
   readonly data: Uint8Array;
@@ -15,6 +17,11 @@ export class StreamTail {
   bytes = 0;
 
   constructor(private readonly limitBytes: number) {}
+
+  /** Every chunk of a run, each copied on its own (so the oldest can leave first). */
+  pushRun(run: ChunkRun): void {
+    forEachChunk(run, (data, seq) => this.push(seq, data));
+  }
 
   push(seq: number, data: Uint8Array): void {
     const copy = Uint8Array.prototype.slice.call(data);

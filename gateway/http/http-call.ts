@@ -4,6 +4,11 @@
  * `res` once the client aborted. Streams: chunked transfer encoding, or SSE when asked; a chunk
  * is acknowledged (credit back to the replica) only once the socket took it.
  *
+ * Coalescing: what a stream gets in one turn (its head, the runs of chunks from the replica's
+ * batch, its end) is framed and written once, in one cork, at the end of that turn's synchronous
+ * run (a microtask), so one socket send carries it all. Nothing waits for a later chunk: a lone
+ * chunk leaves in the turn it arrived.
+ *
  * Backpressure: once a write leaves bytes in uWS's buffer, later chunks wait here (at most the
  * stream's credit of them) and the writable handler writes them. uWS does not drain its own
  * buffer on writable events while a handler is registered, so the handler always writes (or
@@ -15,6 +20,7 @@
  * cut (uWS then reports it aborted, which cancels the request and frees its slot).
  */
 import type { HttpResponse } from '../../native/uws.js';
+import { runLength, type ChunkRun, RUN_MAX_BYTES } from '../../workers/protocol/chunk-run.js';
 import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { Call, CallSink } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
@@ -23,17 +29,29 @@ import { sendSliced, SLICE_BYTES } from './sliced-body.js';
 import type { Stallable, StallWatch } from './stall-watch.js';
 import { writeError } from './respond.js';
 import { statusLine } from './status-lines.js';
-import { contentTypeOf, frameChunk, frameEnd, frameError, frameFlush, type StreamFraming } from './stream-framing.js';
+import { contentTypeOf, frameEnd, frameError, frameFlush, frameRun, joinFramed, type FramedRun, type StreamFraming } from './stream-framing.js';
 
 const STATUS_200 = statusLine(200);
+
+/** How a stream ends once its chunks are out: a last piece, then the end of the body, or a cut connection. */
+interface Ending {
+  last: FramedRun | undefined;
+  /** Cut the connection after the last piece instead of ending the body (a raw stream that failed). */
+  cut: boolean;
+}
+
+const pieceBytes = (piece: FramedRun): number => (typeof piece === 'string' ? piece.length : piece.byteLength);
 
 export class HttpCall implements CallSink, FileSendState, Stallable {
   aborted = false;
   call: Call | undefined;
   onAbort?: () => void;
   private streaming = false;
-  /** Chunks not written yet: this turn's, or those waiting for the socket to drain. */
-  private readonly queued: Uint8Array[] = [];
+  /** The status line and headers of the stream, written with the first write. */
+  private headPending = false;
+  /** Framed runs not written yet: this turn's, or those waiting for the socket to drain. */
+  private queued: FramedRun[] = [];
+  private queuedBytes = 0;
   private writeScheduled = false;
   /** A write left bytes in uWS's buffer: nothing more is written until the writable handler. */
   private blocked = false;
@@ -41,8 +59,8 @@ export class HttpCall implements CallSink, FileSendState, Stallable {
   private held = 0;
   /** The stream's response is over (ended or cut): `res` may already serve another request. */
   private ended = false;
-  /** How the stream ends (end, SSE error event, cut), once the queued chunks are out. */
-  private finish: (() => void) | undefined;
+  /** How the stream ends (end, error event, cut), once the queued chunks are out. */
+  private ending: Ending | undefined;
   private streamId = '';
   lastProgressAt = 0;
   private readonly flush: Uint8Array | undefined;
@@ -82,7 +100,8 @@ export class HttpCall implements CallSink, FileSendState, Stallable {
   /** uWS's onAborted: the client is gone. */
   abort(): void {
     this.aborted = true;
-    this.queued.length = 0;
+    this.queued = [];
+    this.queuedBytes = 0;
     this.stalls.unwatch(this);
     this.onAbort?.();
     if (this.call) this.endpoint.leave(this.call, this);
@@ -119,35 +138,74 @@ export class HttpCall implements CallSink, FileSendState, Stallable {
     if (this.aborted) return;
     this.streaming = true;
     this.streamId = streamId;
-    const res = this.res;
-    res.cork(() => {
-      res.writeStatus(STATUS_200);
-      res.writeHeader('content-type', contentTypeOf(this.framing));
-      if (this.framing !== 'raw' && this.framing !== 'ndjson') res.writeHeader('cache-control', 'no-cache');
-      res.writeHeader('x-content-type-options', 'nosniff');
-      res.writeHeader('x-switchyard-stream', streamId);
-    });
-    res.onWritable(() => {
+    // Written with the stream's first chunks when they came in the same batch (one send for both),
+    // else alone at the end of this turn.
+    this.headPending = true;
+    this.scheduleWrite();
+    this.res.onWritable(() => {
       this.onProgress();
       return this.writeQueued();
     });
   }
 
-  onChunk(data: Uint8Array, seq: number): void {
+  onChunks(run: ChunkRun): void {
     if (this.aborted || this.ended) return;
-    this.queued.push(frameChunk(this.framing, this.streamId, seq, data));
-    this.held++;
-    if (!this.blocked && !this.writeScheduled) {
-      this.writeScheduled = true;
-      // The chunks of one replica batch arrive in one synchronous run: one cork (one send) for all.
-      queueMicrotask(() => this.writeQueued());
-    }
+    const framed = frameRun(this.framing, this.streamId, run);
+    this.queued.push(framed);
+    this.queuedBytes += pieceBytes(framed);
+    this.held += runLength(run);
+    this.scheduleWrite();
   }
 
   /**
-   * Writes what is queued in one cork, then gives back the credit of everything written; with
-   * bytes left in uWS's buffer the rest waits for the writable handler (this, again) and the
-   * credit is held, which pauses the generator. Once all is out, the end of the stream (if due).
+   * One write at the end of this turn's synchronous run: the runs of one replica batch (and of
+   * every stream in it) arrive in that run, and each stream sends them in one cork.
+   */
+  private scheduleWrite(): void {
+    if (this.blocked || this.writeScheduled) return;
+    this.writeScheduled = true;
+    queueMicrotask(this.writeTask);
+  }
+
+  private readonly writeTask = (): void => {
+    this.writeQueued();
+  };
+
+  private writeHead(): void {
+    const res = this.res;
+    res.writeStatus(STATUS_200);
+    res.writeHeader('content-type', contentTypeOf(this.framing));
+    if (this.framing !== 'raw' && this.framing !== 'ndjson') res.writeHeader('cache-control', 'no-cache');
+    res.writeHeader('x-content-type-options', 'nosniff');
+    res.writeHeader('x-switchyard-stream', this.streamId);
+  }
+
+  /**
+   * Writes the queued runs: joined into one write while they are small, each on its own past
+   * RUN_MAX_BYTES (a join would copy large chunks for nothing). Stops at the first write that
+   * leaves bytes in uWS's buffer; the rest waits for the writable handler.
+   */
+  private writePieces(): boolean {
+    const res = this.res;
+    if (this.queuedBytes <= RUN_MAX_BYTES) {
+      const one = joinFramed(this.queued);
+      this.queued = [];
+      this.queuedBytes = 0;
+      return res.write(one);
+    }
+    let ok = true;
+    while (ok && this.queued.length > 0) {
+      const piece = this.queued.shift()!;
+      this.queuedBytes -= pieceBytes(piece);
+      ok = res.write(piece);
+    }
+    return ok;
+  }
+
+  /**
+   * Writes what is queued (and the head, and the ending when due) in one cork, then gives back the
+   * credit of everything written; with bytes left in uWS's buffer the rest waits for the writable
+   * handler (this, again) and the credit is held, which pauses the generator.
    */
   private writeQueued(): boolean {
     this.writeScheduled = false;
@@ -155,12 +213,34 @@ export class HttpCall implements CallSink, FileSendState, Stallable {
     const res = this.res;
     let ok = true;
     const wrote = this.queued.length > 0;
+    let ending: Ending | undefined;
     // Each write first flushes what uWS holds; with nothing queued, the cork alone flushes it.
     res.cork(() => {
-      while (ok && this.queued.length > 0) ok = res.write(this.queued.shift()!);
-      // Completes the last chunk on the wire (see frameFlush), unless the stream ends now anyway.
-      if (ok && wrote && !this.finish && this.flush) ok = res.write(this.flush);
+      if (this.headPending) {
+        this.headPending = false;
+        this.writeHead();
+      }
+      if (wrote) ok = this.writePieces();
+      if (!ok) return;
+      ending = this.ending;
+      if (!ending) {
+        // Completes the last chunk on the wire (see frameFlush).
+        if (wrote && this.flush) ok = res.write(this.flush);
+        return;
+      }
+      this.ended = true;
+      this.ending = undefined;
+      if (ending.last) res.write(ending.last);
+      // uWS sends a chunk's closing CRLF only with the next write, and a client reading chunk by
+      // chunk would lose a cut stream's error line with it. writeHeader writes its bytes as they
+      // are (`name: value` CRLF): the CRLF, then the size line of a chunk that never comes (the
+      // colon sits in a quoted chunk extension), so no client takes the body for complete.
+      if (ending.cut) res.writeHeader('\r\n1;cut="', '"');
+      else res.end();
     });
+    // The cut comes after the cork, which is what hands the last line to the socket; closing
+    // inside it would drop the line unsent.
+    if (ending?.cut) res.close();
     if (!ok) {
       this.blocked = true;
       this.onBlocked();
@@ -171,32 +251,19 @@ export class HttpCall implements CallSink, FileSendState, Stallable {
     this.blocked = false;
     const n = this.held;
     this.held = 0;
-    for (let i = 0; i < n; i++) this.endpoint.ack(this.call!);
-    const finish = this.finish;
-    this.finish = undefined;
-    if (finish) {
-      this.ended = true;
-      finish();
-    }
+    if (n > 0 && !this.ended) this.endpoint.ack(this.call!, n);
     return true;
   }
 
-  /** Ends the stream with `end` once every chunk before it is out (a cut must not drop them). */
-  private endAfterChunks(end: () => void): void {
-    this.finish = end;
+  /** Ends the stream once every chunk before it is out (a cut must not drop them). */
+  private endAfterChunks(ending: Ending): void {
+    this.ending = ending;
     if (!this.blocked) this.writeQueued();
   }
 
   onStreamEnd(returned?: unknown): void {
     if (this.aborted || this.ended) return;
-    const res = this.res;
-    const last = frameEnd(this.framing, returned);
-    this.endAfterChunks(() =>
-      res.cork(() => {
-        if (last) res.write(last);
-        res.end();
-      }),
-    );
+    this.endAfterChunks({ last: frameEnd(this.framing, returned), cut: false });
   }
 
   onError(err: SwitchyardError): void {
@@ -206,22 +273,11 @@ export class HttpCall implements CallSink, FileSendState, Stallable {
       const framing = this.framing;
       res.cork(() => (typeof framing === 'object' ? framing.writeError(res, err) : writeError(res, err)));
     } else if (this.framing !== 'raw') {
-      this.endAfterChunks(() => res.cork(() => res.end(frameError(this.framing, err))));
+      this.endAfterChunks({ last: frameError(this.framing, err), cut: false });
     } else {
       // A chunked body already under way: a final line carries the code, then the connection is
-      // cut so the body can never pass for complete. The cut comes after the cork, which is what
-      // hands the line to the socket; closing inside it would drop the line unsent.
-      this.endAfterChunks(() => {
-        res.cork(() => {
-          res.write(frameError('raw', err));
-          // uWS sends a chunk's closing CRLF only with the next write, and a client reading
-          // chunk by chunk would lose the line with it. writeHeader writes its bytes as they are
-          // (`name: value` CRLF): the CRLF, then the size line of a chunk that never comes (the
-          // colon sits in a quoted chunk extension), so no client takes the body for complete.
-          res.writeHeader('\r\n1;cut="', '"');
-        });
-        res.close();
-      });
+      // cut so the body can never pass for complete.
+      this.endAfterChunks({ last: frameError('raw', err), cut: true });
     }
   }
 }

@@ -87,7 +87,7 @@ class UnarySink implements RequestSink {
     // Never asked for: v2 requests are unary.
   }
 
-  onChunk(): void {
+  onChunks(): void {
     // Never asked for: v2 requests are unary.
   }
 

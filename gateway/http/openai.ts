@@ -13,6 +13,7 @@
  * OpenAI's shape, `{"error": {"message", "type", "param", "code"}}` with our code as `code`.
  */
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../../native/uws.js';
+import { forEachChunk, runLength, type ChunkRun } from '../../workers/protocol/chunk-run.js';
 import { SwitchyardError, toSwitchyardError } from '../../workers/protocol/errors.js';
 import type { Call } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
@@ -127,10 +128,10 @@ class JoinedAnswer implements RequestSink {
     // The answer goes out whole at the end.
   }
 
-  onChunk(data: Uint8Array): void {
-    this.parts.push(text(data));
+  onChunks(run: ChunkRun): void {
+    forEachChunk(run, (data) => this.parts.push(text(data)));
     // Taken at once: credit goes straight back, so the generator never waits on this sink.
-    if (this.call) this.endpoint.ack(this.call);
+    if (this.call) this.endpoint.ack(this.call, runLength(run));
   }
 
   onStreamEnd(returned?: unknown): void {

@@ -1,9 +1,11 @@
 /**
- * How a stream's chunks are framed on an HTTP response, as pure functions. Three framings:
+ * How a stream's chunks are framed on an HTTP response, as pure functions. A stream is written a
+ * run at a time (the chunks its replica produced in one turn, chunk-run.ts), each run framed into
+ * one piece for one socket write. Three framings:
  *
- * - `raw` (the default): each chunk is one HTTP chunk, its bytes as they are. Nothing is added, so
- *   existing clients see exactly what the predictor yielded; the stream's id is in the
- *   `X-Switchyard-Stream` header.
+ * - `raw` (the default): the chunks' bytes as they are, back to back. Nothing is added, so clients
+ *   see exactly what the predictor yielded; the chunks of one run share an HTTP chunk (HTTP chunk
+ *   boundaries carry no meaning). The stream's id is in the `X-Switchyard-Stream` header.
  * - `sse` (`Accept: text/event-stream`): one event per chunk, `id: <stream>:<seq>`, so a standard
  *   `EventSource` reconnects with `Last-Event-ID` naming both the stream and the last chunk it got.
  * - `ndjson` (`Accept: application/x-ndjson`): one JSON line per chunk, `{"seq":n,"chunk":...}`
@@ -12,6 +14,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { HttpResponse } from '../../native/uws.js';
+import { forEachChunk, type ChunkRun } from '../../workers/protocol/chunk-run.js';
 import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import { errorBody } from './respond.js';
 
@@ -54,18 +57,44 @@ export const CONTENT_TYPES: Readonly<Record<Exclude<StreamFraming, CustomFraming
   ndjson: 'application/x-ndjson',
 };
 
-/** One chunk, framed. `raw` returns the bytes themselves. */
-export function frameChunk(framing: StreamFraming, streamId: string, seq: number, data: Uint8Array): Uint8Array {
-  if (typeof framing === 'object') return framing.chunk(data, seq);
-  if (framing === 'raw') return data;
+/** A framed run: bytes, or text that uWS writes as UTF-8 (one conversion, in native code). */
+export type FramedRun = Uint8Array | string;
+
+/** One SSE event: a chunk's line breaks become several data lines, which EventSource joins back with "\n". */
+function sseEvent(streamId: string, seq: number, data: Uint8Array): string {
+  const text = asBuffer(data).toString('utf8');
+  return `id: ${sseEventId(streamId, seq)}\ndata: ${text.replace(/\r\n|\r|\n/g, '\ndata: ')}\n\n`;
+}
+
+/** One NDJSON line: the chunk as a JSON string when it is UTF-8, else base64. */
+function ndjsonLine(seq: number, data: Uint8Array): string {
   const bytes = asBuffer(data);
-  if (framing === 'sse') {
-    // A chunk's line breaks become several data lines: EventSource joins them back with "\n".
-    const text = bytes.toString('utf8');
-    return Buffer.from(`id: ${sseEventId(streamId, seq)}\ndata: ${text.replace(/\r\n|\r|\n/g, '\ndata: ')}\n\n`);
+  if (isUtf8(bytes)) return `{"seq":${seq},"chunk":${JSON.stringify(bytes.toString('utf8'))}}\n`;
+  return `{"seq":${seq},"chunk":"${bytes.toString('base64')}","encoding":"base64"}\n`;
+}
+
+/** Every chunk of a run, framed, as one piece. `raw` returns the run's bytes themselves. */
+export function frameRun(framing: StreamFraming, streamId: string, run: ChunkRun): FramedRun {
+  if (framing === 'raw') return run.bytes;
+  if (typeof framing === 'object') {
+    const parts: Uint8Array[] = [];
+    forEachChunk(run, (data, seq) => parts.push(framing.chunk(data, seq)));
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
-  if (isUtf8(bytes)) return Buffer.from(`{"seq":${seq},"chunk":${JSON.stringify(bytes.toString('utf8'))}}\n`);
-  return Buffer.from(`{"seq":${seq},"chunk":"${bytes.toString('base64')}","encoding":"base64"}\n`);
+  let text = '';
+  if (framing === 'sse') forEachChunk(run, (data, seq) => (text += sseEvent(streamId, seq, data)));
+  else forEachChunk(run, (data, seq) => (text += ndjsonLine(seq, data)));
+  return text;
+}
+
+/**
+ * Framed runs queued for one write, as one piece: text stays text, bytes are joined (a copy, which
+ * costs less than a write per piece for the small chunks that queue up).
+ */
+export function joinFramed(pieces: readonly FramedRun[]): FramedRun {
+  if (pieces.length === 1) return pieces[0]!;
+  if (pieces.every((p) => typeof p === 'string')) return (pieces as string[]).join('');
+  return Buffer.concat(pieces.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)));
 }
 
 /**

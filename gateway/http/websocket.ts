@@ -5,8 +5,10 @@
  * an error message; the socket stays open.
  *
  * Backpressure: replies leave through one ordered queue per socket, sent corked once per turn and
- * only while uWS buffers less than HIGH_WATER. A stream chunk's credit goes back to its replica
- * once the chunk was sent below that mark, otherwise at `drain`. So a slow reader pauses the
+ * only while uWS buffers less than HIGH_WATER. Each chunk is its own message; the chunks of a run
+ * (what the replica produced in one turn) are queued together and go out in that turn's cork. A
+ * stream chunk's credit goes back to its replica once the chunk was sent below that mark, in one
+ * acknowledgement per stream per flush, otherwise at `drain`. So a slow reader pauses the
  * generators feeding it, the queue holds at most each stream's credit of chunks, and uWS never
  * reaches maxBackpressure (past which it would drop messages). Closing the socket cancels every
  * request on it.
@@ -24,6 +26,7 @@ import { responseTooLarge, SwitchyardError, toSwitchyardError } from '../../work
 import type { Call, CallSink } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { ApiKeys } from './auth.js';
+import { forEachChunk, type ChunkRun } from '../../workers/protocol/chunk-run.js';
 import { admitRequest, CLOSE_POLICY_VIOLATION, type ConnectionBudget } from './connection-budget.js';
 import { endpointFor } from './endpoint-for.js';
 import { webSocketOffer } from './websocket-auth.js';
@@ -89,10 +92,12 @@ class WsCall implements CallSink {
     this.announce = streamId;
   }
 
-  onChunk(data: Uint8Array, seq: number): void {
-    const stream = this.announce;
-    this.announce = undefined;
-    this.connection.send(this.replies.chunk(data, seq, stream), this.call);
+  onChunks(run: ChunkRun): void {
+    forEachChunk(run, (data, seq) => {
+      const stream = this.announce;
+      this.announce = undefined;
+      this.connection.send(this.replies.chunk(data, seq, stream), this.call);
+    });
   }
 
   onStreamEnd(): void {
@@ -118,8 +123,8 @@ class WsConnection {
   private readonly live = new Map<string, WsCall>();
   private queue: Array<Outgoing | undefined> = [];
   private head = 0;
-  /** Chunks sent while the socket was over HIGH_WATER: their credit waits for `drain`. */
-  private held: Call[] = [];
+  /** Chunks sent and not yet acknowledged, per stream in order of sending: acknowledged once the socket is below HIGH_WATER. */
+  private held: Array<{ call: Call; n: number }> = [];
   private flushScheduled = false;
 
   constructor(
@@ -278,7 +283,7 @@ class WsConnection {
           this.queue[this.head++] = undefined;
           this.queuedBytes -= out.bytes;
           ws.send(out.frame.data, out.frame.binary);
-          if (out.creditOf) this.held.push(out.creditOf);
+          if (out.creditOf) this.hold(out.creditOf);
         }
       });
       if (this.head === this.queue.length) {
@@ -292,9 +297,16 @@ class WsConnection {
     if (this.held.length > 0 && this.head === this.queue.length && ws.getBufferedAmount() < HIGH_WATER) {
       const held = this.held;
       this.held = [];
-      for (const call of held) this.endpoint.ack(call);
+      for (const { call, n } of held) this.endpoint.ack(call, n);
     }
     this.watchStall(ws.getBufferedAmount());
+  }
+
+  /** Counts a sent chunk against its stream; a stream's consecutive chunks make one entry (one acknowledgement). */
+  private hold(call: Call): void {
+    const last = this.held[this.held.length - 1];
+    if (last !== undefined && last.call === call) last.n++;
+    else this.held.push({ call, n: 1 });
   }
 
   /** Watched while bytes wait for the client; the clock starts when they begin to wait. */

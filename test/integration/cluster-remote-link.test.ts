@@ -9,6 +9,7 @@ import { putBundle } from '../../workers/cluster/bundles.js';
 import { ClusterConnection } from '../../workers/cluster/connection.js';
 import { RemoteCluster, type RemoteReplicaLink } from '../../gateway/cluster/remote-link.js';
 import type { PlaceReply, PlaceRequest } from '../../workers/cluster/subjects.js';
+import { forEachChunk } from '../../workers/protocol/chunk-run.js';
 import { pack, unpack, type ReplyFrame, type RequestEnvelope } from '../../workers/protocol/envelopes.js';
 import type { ReplicaSpec } from '../../workers/pool/thread-link.js';
 import { runNodeAgent, type NodeAgent } from '../../workers/node/agent.js';
@@ -136,15 +137,20 @@ describe('remote replicas through a node agent', () => {
     const got = new Collector();
     await remote.start(got.events);
     remote.send([envelope(20, { n: 30, stream: true }, { credit: 5 })]);
-    await waitFor('the first chunks', () => got.of(20).filter((f) => f.t === 'chunk').length === 5);
+    // A chunk frame carries the run of chunks the replica produced in one turn (chunk-run.ts).
+    const chunksOf = (frames: ReplyFrame[]) => {
+      const out: string[] = [];
+      for (const f of frames) if (f.t === 'chunk') forEachChunk({ bytes: f.data, sizes: f.sizes, firstSeq: 1 }, (bytes) => out.push(Buffer.from(bytes).toString()));
+      return out;
+    };
+    await waitFor('the first chunks', () => chunksOf(got.of(20)).length === 5);
     await new Promise((r) => setTimeout(r, 300));
-    assert.equal(got.of(20).filter((f) => f.t === 'chunk').length, 5, 'the replica waits for credit');
-    remote.control({ t: 'credit', id: 20, n: 100 });
+    assert.equal(chunksOf(got.of(20)).length, 5, 'the replica waits for credit');
+    remote.control({ t: 'credits', ids: [20], ns: [100] });
     await waitFor('the end of the stream', () => got.of(20).some((f) => f.t === 'end'));
     const frames = got.of(20);
     assert.equal(frames[0]?.t, 'start');
-    const chunks = frames.filter((f) => f.t === 'chunk').map((f) => Buffer.from((f as { data: Uint8Array }).data).toString());
-    assert.deepEqual(chunks, Array.from({ length: 30 }, (_, i) => `chunk ${i}`));
+    assert.deepEqual(chunksOf(frames), Array.from({ length: 30 }, (_, i) => `chunk ${i}`));
     await remote.stop();
   });
 

@@ -146,16 +146,85 @@ describe('HTTP streams', () => {
   });
   after(() => gw.close());
 
-  test('chunked: the stream example answers in five numbered chunks, each its own HTTP chunk', async () => {
+  test('chunked: the five chunks a fast generator yields in one turn arrive whole and in order, in one HTTP chunk', async () => {
     const x = new RawExchange(port, '/inference/story', body({ text: 'life', stream: true }));
     await x.closedOrComplete();
     assert.equal(x.status, 200);
     assert.equal(x.headers['content-type'], 'text/plain; charset=utf-8');
     assert.equal(x.complete, true);
-    assert.deepEqual(
-      x.chunks.map((c) => c.toString()),
-      [1, 2, 3, 4, 5].map((i) => `Answer for life is: ${i}\n\n`),
-    );
+    assert.equal(x.text, [1, 2, 3, 4, 5].map((i) => `Answer for life is: ${i}\n\n`).join(''));
+    assert.equal(x.chunks.length, 1, 'one write for the turn: the chunks were coalesced');
+  });
+
+  // Each framing: a generator with a pause between chunks (each chunk a turn of its own), and one
+  // without (chunks coalesced per turn). Either way every chunk arrives, in order, with its seq.
+  for (const ms of [0, 1]) {
+    test(`SSE and NDJSON: 200 chunks ${ms ? 'a turn apart' : 'coalesced per turn'} arrive every one, in order, numbered`, async () => {
+      const sse = await fetch(`${gw.url}/inference/b`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/event-stream' }, body: body({ chunks: 200, ms, stream: true }) });
+      const stream = sse.headers.get('x-switchyard-stream')!;
+      const events = sseEvents(await sse.text());
+      assert.deepEqual(events, [...Array.from({ length: 200 }, (_, i) => ({ event: 'message', data: `chunk ${i}\n`, id: `${stream}:${i + 1}` })), { event: 'end', data: '{}' }]);
+
+      const nd = await fetch(`${gw.url}/inference/b`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/x-ndjson' }, body: body({ chunks: 200, ms, stream: true }) });
+      const lines = (await nd.text()).split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown);
+      assert.deepEqual(lines, [...Array.from({ length: 200 }, (_, i) => ({ seq: i + 1, chunk: `chunk ${i}\n` })), { done: true }]);
+
+      const raw = new RawExchange(port, '/inference/b', body({ chunks: 200, ms, stream: true }));
+      await raw.closedOrComplete();
+      assert.equal(raw.complete, true);
+      assert.equal(raw.text, Array.from({ length: 200 }, (_, i) => `chunk ${i}\n`).join(''));
+    });
+  }
+
+  for (const accept of ['', 'text/event-stream', 'application/x-ndjson']) {
+    test(`${accept || 'chunked'}: a lone chunk is delivered while the generator waits, not held for the next one`, async () => {
+      const mark = `lone-${accept.replace(/\W/g, '') || 'raw'}-${Date.now()}`;
+      // The second chunk is a minute away: the first must arrive on its own.
+      const x = new RawExchange(port, '/inference/b', body({ chunks: 2, ms: 60_000, mark, stream: true }), accept ? { accept } : {});
+      try {
+        await waitFor(() => x.text.includes('chunk 0'), 15_000, 'the first chunk');
+        assert.ok(!x.text.includes('chunk 1'));
+        if (accept === 'text/event-stream') assert.match(x.text, /^id: [\w-]+:1\ndata: chunk 0\ndata: \n\n/);
+        if (accept === 'application/x-ndjson') assert.equal(x.text, '{"seq":1,"chunk":"chunk 0\\n"}\n');
+        if (!accept) assert.equal(x.text, 'chunk 0\n');
+      } finally {
+        x.socket.destroy();
+      }
+      await waitFor(() => existsSync(marker(outputDir, `${mark}.finally`)), 10_000, "the generator's finally");
+    });
+  }
+
+  test('chunked: a client that stops reading parks its stream (no slot held, the generator paused); reading again resumes it', async () => {
+    const mark = `park-${Date.now()}`;
+    const chunks = 400;
+    const size = 64 * 1024;
+    const endpoint = gw.gateway.endpoints.get('b')!;
+    const parked = () => endpoint.view().replicas.reduce((n, r) => n + r.parked, 0);
+    let corrupt = 0;
+    let offset = 0;
+    const x = new RawExchange(port, '/inference/b', body({ chunks, size, mark, progress: true, stream: true }), {}, {
+      keepChunks: false,
+      // HTTP chunk boundaries carry no meaning: check every byte against the chunk it belongs to.
+      onChunk: (chunk) => {
+        for (let k = 0; k < chunk.length; k += 4096) if (chunk[k] !== Math.floor((offset + k) / size) % 256) corrupt++;
+        offset += chunk.length;
+      },
+    });
+    x.socket.pause();
+    try {
+      await waitFor(() => parked() === 1, 15_000, 'the stream to spend its credit and park');
+      const produced = Number(readFileSync(marker(outputDir, `${mark}.progress`), 'utf8'));
+      assert.ok(produced < chunks, `the generator is paused (${produced} of ${chunks} produced)`);
+      assert.equal(endpoint.view().replicas[0]!.in_flight, 0, 'a parked stream holds no slot');
+      x.socket.resume();
+      await x.closedOrComplete();
+    } finally {
+      x.socket.destroy();
+    }
+    assert.equal(x.complete, true);
+    assert.equal(x.bodyBytes, chunks * size);
+    assert.equal(corrupt, 0, 'every chunk whole and in order');
+    assert.equal(parked(), 0);
   });
 
   test('chunked: 200 chunks arrive complete and in order', async () => {

@@ -136,6 +136,38 @@ describe('WebSocket', () => {
     await c.close();
   });
 
+  for (const ms of [0, 1]) {
+    test(`200 chunks ${ms ? 'a turn apart' : 'coalesced per turn'}: one message each, every one in order with its seq, over JSON and msgpack`, async () => {
+      const c = await Client.open(`${ws}/inference/b`);
+      c.send({ id: 'j', input: { chunks: 200, ms }, stream: true });
+      c.sendPacked({ id: 'm', input: { chunks: 200, ms }, stream: true });
+      for (const id of ['j', 'm']) {
+        const replies = await c.finished(id);
+        assert.deepEqual(
+          replies.slice(0, -1).map((r) => [r.seq, chunkText(r)]),
+          Array.from({ length: 200 }, (_, i) => [i + 1, `chunk ${i}\n`]),
+          id,
+        );
+        assert.equal(replies.at(-1)!.done, true);
+      }
+      await c.close();
+    });
+  }
+
+  test('a lone chunk is sent while the generator waits, not held for the next one', async () => {
+    const c = await Client.open(`${ws}/inference/b`);
+    const mark = `ws-lone-${Date.now()}`;
+    // The second chunk is a minute away: the first must arrive on its own.
+    c.send({ id: 'lone', input: { chunks: 2, ms: 60_000, mark }, stream: true });
+    await waitFor(() => c.of('lone').length > 0, 15_000, 'the first chunk');
+    assert.deepEqual(
+      c.of('lone').map((r) => [r.seq, chunkText(r)]),
+      [[1, 'chunk 0\n']],
+    );
+    await c.close();
+    await waitFor(() => marked(`${mark}.finally`), 10_000, "the generator's finally");
+  });
+
   test('a stream over msgpack: chunks are bytes in binary frames', async () => {
     const c = await Client.open(`${ws}/inference/story`);
     c.sendPacked({ id: 9, input: { text: 'bin', chunks: 3 }, stream: true });

@@ -45,7 +45,7 @@ class Sink implements CallSink {
   }
   onFile(): void {}
   onStreamStart(): void {}
-  onChunk(): void {}
+  onChunks(): void {}
   onStreamEnd(): void {}
   onError(err: SwitchyardError): void {
     this.errors.push(err);

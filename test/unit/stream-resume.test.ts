@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { Call, type CallSink } from '../../gateway/endpoints/call.js';
 import { canResume, MAX_RESUMES, noteCheckpoint, prepareResume, streamStarted } from '../../gateway/endpoints/stream-resume.js';
 
-const sink: CallSink = { onResult() {}, onFile() {}, onStreamStart() {}, onChunk() {}, onStreamEnd() {}, onError() {} };
+const sink: CallSink = { onResult() {}, onFile() {}, onStreamStart() {}, onChunks() {}, onStreamEnd() {}, onError() {} };
 
 function streamingCall(resumable: 'deterministic' | 'checkpoint' | undefined): Call {
   const call = new Call({ id: 1, encoding: 'json', deadline: Date.now() + 5_000 }, sink, ['local'], 0);

@@ -331,6 +331,19 @@ export class NodeAgent {
       if (!hosted?.ready) return;
       const control = unpack<ControlMessage & { gw?: unknown }>(msg.data);
       const gateway = isSubjectToken(control.gw) ? control.gw : hosted.gateway;
+      if (control.t === 'credits') {
+        // Credit for several streams at once: each id becomes this node's id for the request.
+        const ids: number[] = [];
+        const ns: number[] = [];
+        control.ids.forEach((id, i) => {
+          const local = hosted.byOrigin.get(originKey(gateway, id));
+          if (local === undefined) return;
+          ids.push(local);
+          ns.push(control.ns[i]!);
+        });
+        if (ids.length > 0) hosted.link.control({ t: 'credits', ids, ns });
+        return;
+      }
       const local = hosted.byOrigin.get(originKey(gateway, control.id));
       if (local === undefined) return;
       // A cancelled request ends without a frame.

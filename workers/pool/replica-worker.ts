@@ -20,12 +20,12 @@ import { responseTooLarge, SwitchyardError, toSwitchyardError } from '../protoco
 import type { Predictor, PredictRequest } from '../predictor/api.js';
 import { loadPredictor } from '../predictor/loader.js';
 import { CreditGate } from '../protocol/credit.js';
-import { TurnBatcher } from '../protocol/turn-batcher.js';
 import type { ReplyFrame, RequestEnvelope } from '../protocol/envelopes.js';
 import { Cancellation } from './cancellation.js';
 import { asBytes, chunkBytes, decodeBody, encodeResult } from './encode.js';
 import { openOutputFile } from './output-files.js';
 import { postFrames, readRequests, type ThreadMessage } from './payload-transfer.js';
+import { ReplyOutbox } from './reply-outbox.js';
 
 export interface SetupTask {
   op: 'setup';
@@ -55,10 +55,11 @@ let setupTask: SetupTask | undefined;
 let port: MessagePort | undefined;
 const active = new Map<number, Active>();
 /**
- * Frames produced in one turn leave as one message; once no request is left running, at once
- * (the turn can only add frames of requests already answered, and a lone request does not wait).
+ * Frames produced in one turn leave as one message, a stream's chunks joined into runs; once no
+ * request is left running, at once (the turn can only add frames of requests already answered,
+ * and a lone request does not wait).
  */
-const outbox = new TurnBatcher<ReplyFrame>((frames) => {
+const outbox = new ReplyOutbox((frames) => {
   if (port) postFrames(port, frames);
 });
 
@@ -78,6 +79,10 @@ function onMessage(message: ThreadMessage): void {
     return;
   }
   const raw = msg;
+  if (raw.t === 'credits') {
+    grantCredits(raw.ids, raw.ns);
+    return;
+  }
   if (raw.t === 'cancel') emit({ t: 'cancelled', id: raw.id });
   const entry = active.get(raw.id);
   if (!entry) return;
@@ -87,6 +92,11 @@ function onMessage(message: ThreadMessage): void {
   } else if (raw.t === 'credit') {
     entry.credit.grant(raw.n);
   }
+}
+
+/** Credit for several streams, returned by the gateway in one turn. */
+function grantCredits(ids: readonly number[], ns: readonly number[]): void {
+  for (let i = 0; i < ids.length; i++) active.get(ids[i]!)?.credit.grant(ns[i]!);
 }
 
 interface Prepared {
@@ -225,13 +235,16 @@ function emitResult(id: number, result: unknown, encoding: RequestEnvelope['enco
   emit({ t: 'result', id, body, contentType });
 }
 
+/** A chunk as the outbox takes it: text stays text until it is written into the turn's run. */
+const chunkData = (chunk: unknown): string | Uint8Array => (typeof chunk === 'string' ? chunk : chunkBytes(chunk));
+
 /** A yielded `{ chunk, checkpoint }` (or a bare chunk). */
-function splitCheckpoint(item: unknown): { data: Uint8Array; checkpoint: unknown } {
+function splitCheckpoint(item: unknown): { data: string | Uint8Array; checkpoint: unknown } {
   if (item !== null && typeof item === 'object' && !ArrayBuffer.isView(item) && !(item instanceof ArrayBuffer) && 'chunk' in item) {
     const { chunk, checkpoint } = item as { chunk: unknown; checkpoint?: unknown };
-    return { data: chunkBytes(chunk), checkpoint };
+    return { data: chunkData(chunk), checkpoint };
   }
-  return { data: chunkBytes(item), checkpoint: undefined };
+  return { data: chunkData(item), checkpoint: undefined };
 }
 
 async function runStream(env: RequestEnvelope, input: unknown, req: PredictRequest, entry: Active): Promise<void> {
@@ -246,22 +259,46 @@ async function runStream(env: RequestEnvelope, input: unknown, req: PredictReque
   // already has are dropped here, before they cost credit or a hop.
   let seq = req.resumeFrom ? req.resumeFrom.seq : 0;
   const delivered = env.resume?.delivered ?? 0;
-  const returned: { value?: unknown } = {};
-  // for-await calls the generator's return() on break or throw, so its finally blocks run.
-  for await (const item of withReturnValue(iterable as AsyncIterable<unknown>, returned)) {
-    if (entry.cancel.aborted) break;
-    const { data, checkpoint } = splitCheckpoint(item);
-    if (++seq <= delivered) continue;
-    emit(checkpoint === undefined || resumable !== 'checkpoint' ? { t: 'chunk', id, data } : { t: 'chunk', id, data, cp: checkpoint });
-    await entry.credit.spend(entry.cancel);
-    if (entry.cancel.aborted) break;
+  const iterator = asyncIteratorOf(iterable as AsyncIterable<unknown> | Iterable<unknown>);
+  let returned: unknown;
+  // Iterated by hand rather than by for-await over a wrapper that keeps the return value: that
+  // wrapper was a second async generator every chunk went through. As for-await, the generator's
+  // return() is called when the loop stops early or throws, so its finally blocks run.
+  let exhausted = false;
+  try {
+    for (;;) {
+      let step: IteratorResult<unknown>;
+      try {
+        step = await iterator.next();
+      } catch (err) {
+        exhausted = true;
+        throw err;
+      }
+      if (step.done) {
+        exhausted = true;
+        returned = step.value;
+        break;
+      }
+      if (entry.cancel.aborted) break;
+      const { data, checkpoint } = splitCheckpoint(step.value);
+      if (++seq <= delivered) continue;
+      outbox.chunk(id, data, resumable === 'checkpoint' ? checkpoint : undefined);
+      const wait = entry.credit.spend(entry.cancel);
+      if (wait) await wait;
+      if (entry.cancel.aborted) break;
+    }
+  } finally {
+    if (!exhausted) await iterator.return?.();
   }
-  if (!entry.cancel.aborted) emit(returned.value === undefined ? { t: 'end', id } : { t: 'end', id, value: returned.value });
+  if (!entry.cancel.aborted) emit(returned === undefined ? { t: 'end', id } : { t: 'end', id, value: returned });
 }
 
-/** The items of `iterable`, keeping what its generator returns (yield* hands back the return value, and passes return() on). */
-async function* withReturnValue(iterable: AsyncIterable<unknown> | Iterable<unknown>, into: { value?: unknown }): AsyncGenerator<unknown> {
-  into.value = yield* iterable as AsyncIterable<unknown>;
+/** An async iterator over what predictStream returned; a sync iterable's values are awaited, as for-await would. */
+function asyncIteratorOf(iterable: AsyncIterable<unknown> | Iterable<unknown>): AsyncIterator<unknown> {
+  if (Symbol.asyncIterator in iterable) return iterable[Symbol.asyncIterator]();
+  return (async function* () {
+    return yield* iterable;
+  })();
 }
 
 function onUnhandledRejection(reason: unknown): void {

@@ -1,34 +1,39 @@
 /**
  * Stream credit: the flow control of a stream, on every hop. A replica sends at most `credit`
  * chunks of a stream (the request's `credit`, else DEFAULT_STREAM_CREDIT) ahead of what the client
- * took; the gateway gives credit back in batches of STREAM_CREDIT_BATCH chunks, by a `credit`
- * control message, as the client takes chunks. So a slow reader pauses the generator feeding it.
+ * took. The gateway counts chunks handed to the client and chunks it took; what the client took
+ * in one event-loop turn goes back to the replica at the end of that turn, for every stream of
+ * the replica in one `credits` message. So a slow reader pauses the generator feeding it, and a
+ * fast one costs one control message per turn, not one per chunk.
  */
 
-export const DEFAULT_STREAM_CREDIT = 16;
-/** Chunks acknowledged per credit message sent back to a replica. */
-export const STREAM_CREDIT_BATCH = 4;
+export const DEFAULT_STREAM_CREDIT = 64;
 
 /** The gateway's count for one stream. */
 export interface CreditCount {
   /** Chunks handed to the client and not yet taken by it. */
   unacked: number;
-  /** Chunks taken since credit was last returned to the replica. */
+  /** Chunks taken whose credit has not been returned to the replica yet. */
   acked: number;
 }
 
-/** A chunk left the replica for the client; true when the replica has now spent its credit (it waits for the client). */
-export function chunkSent(count: CreditCount, credit: number | undefined): boolean {
-  count.unacked++;
+/** `n` chunks left the replica for the client; true when the replica has now spent its credit (it waits for the client). */
+export function chunksSent(count: CreditCount, n: number, credit: number | undefined): boolean {
+  count.unacked += n;
   return count.unacked + count.acked >= (credit ?? DEFAULT_STREAM_CREDIT);
 }
 
-/** The client took a chunk; the credit to return now: a batch, or 0 while one is filling. */
-export function chunkTaken(count: CreditCount): number {
-  count.unacked--;
-  if (++count.acked < STREAM_CREDIT_BATCH) return 0;
+/** The client took `n` chunks: their credit is owed to the replica until it is returned. */
+export function chunksTaken(count: CreditCount, n: number): void {
+  count.unacked -= n;
+  count.acked += n;
+}
+
+/** The credit owed, now returned: how much it is (0 when none is owed). */
+export function creditReturned(count: CreditCount): number {
+  const n = count.acked;
   count.acked = 0;
-  return STREAM_CREDIT_BATCH;
+  return n;
 }
 
 /** The replica's side: a stream's generator waits here once its credit is spent. */
@@ -52,9 +57,18 @@ export class CreditGate {
     wake?.();
   }
 
-  /** Spends the credit of one chunk; with none left, waits until credit comes or `signal` aborts (an AbortSignal, or anything with `aborted`). */
-  async spend(signal: { readonly aborted: boolean }): Promise<void> {
+  /**
+   * Spends the credit of one chunk. Undefined while credit is left (no await, no microtask per
+   * chunk); with none left, a promise that resolves once credit comes or `signal` aborts (an
+   * AbortSignal, or anything with `aborted`).
+   */
+  spend(signal: { readonly aborted: boolean }): Promise<void> | undefined {
     this.left -= 1;
+    if (this.left > 0 || signal.aborted) return undefined;
+    return this.refill(signal);
+  }
+
+  private async refill(signal: { readonly aborted: boolean }): Promise<void> {
     while (this.left <= 0 && !signal.aborted) {
       await new Promise<void>((resolve) => {
         this.wake = resolve;

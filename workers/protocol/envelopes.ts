@@ -4,7 +4,8 @@
  * so any peer can read it); bytes stay bytes.
  *
  * Gateway → replica: a batch of requests (all that arrived for it in one event-loop turn), and
- * control messages (cancel, stream credit). Replica → gateway: frames, batched per turn too.
+ * control messages (cancel, stream credit). Replica → gateway: frames, batched per turn too, the
+ * chunks a stream produced in one turn joined into one frame.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
@@ -95,7 +96,9 @@ export interface RequestBatch {
 
 export type ControlMessage =
   | { t: 'cancel'; id: number }
-  | { t: 'credit'; id: number; n: number };
+  | { t: 'credit'; id: number; n: number }
+  /** Credit for several streams at once (what the client took in one turn): `ns[i]` chunks for request `ids[i]`. */
+  | { t: 'credits'; ids: number[]; ns: number[] };
 
 /** Frames from a replica. `id` names the request. */
 export type ReplyFrame =
@@ -109,8 +112,12 @@ export type ReplyFrame =
   | { t: 'file'; id: number; path: string; fd: number; size: number; contentType: string; remove: boolean }
   /** The request is a stream; chunks follow. `resumable`: the predictor's declaration, if any. */
   | { t: 'start'; id: number; resumable?: 'deterministic' | 'checkpoint' }
-  /** `cp`: the checkpoint the predictor yielded with this chunk. */
-  | { t: 'chunk'; id: number; data: Uint8Array; cp?: unknown }
+  /**
+   * One chunk, or a run of them produced in one turn (chunk-run.ts): with `sizes`, `data` holds
+   * that many chunks back to back. `cp`: the latest checkpoint the predictor yielded with a chunk
+   * of the run, that of the chunk at index `cpAt` (absent: the last).
+   */
+  | { t: 'chunk'; id: number; data: Uint8Array; sizes?: number[]; cp?: unknown; cpAt?: number }
   /** The stream ended; `value` is what predictStream returned, when anything (e.g. OpenAI usage). */
   | { t: 'end'; id: number; value?: unknown }
   | { t: 'error'; id: number; error: WireError }
