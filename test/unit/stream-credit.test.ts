@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { endpointSchema } from '../../gateway/config/schema.js';
 import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import { forEachChunk, runLength, type ChunkRun } from '../../workers/protocol/chunk-run.js';
+import { DEFAULT_STREAM_CREDIT } from '../../workers/protocol/credit.js';
 import type { ControlMessage } from '../../workers/protocol/envelopes.js';
 import { Call, type CallSink } from '../../gateway/endpoints/call.js';
 import { Endpoint } from '../../gateway/endpoints/endpoint.js';
@@ -118,8 +119,8 @@ test('a stream that spent its credit is parked until its client takes chunks, an
   const call = streamCall(endpoint, 9, sink);
   await nextTurn();
   const replica = call.replica!;
-  // The default credit is 16: a run of 10, then one of 6, spends it.
-  link.events.onFrames([{ t: 'start', id: 9 }, run(9, Array.from({ length: 10 }, (_, i) => `c${i}`))]);
+  // Two runs spend the default credit.
+  link.events.onFrames([{ t: 'start', id: 9 }, run(9, Array.from({ length: DEFAULT_STREAM_CREDIT - 6 }, (_, i) => `c${i}`))]);
   assert.equal(replica.isParked(call), false);
   link.events.onFrames([run(9, Array.from({ length: 6 }, (_, i) => `d${i}`))]);
   assert.equal(replica.isParked(call), true, 'all credit spent: it waits for its client and holds no slot');
@@ -129,10 +130,10 @@ test('a stream that spent its credit is parked until its client takes chunks, an
   sink.take(5);
   await nextTurn();
   assert.equal(replica.isParked(call), false);
-  sink.take(11);
+  sink.take(DEFAULT_STREAM_CREDIT - 5);
   await nextTurn();
   assert.equal(sink.untaken, 0);
-  assert.deepEqual([...granted(link.controls)], [[9, 16]], 'sixteen chunks taken, sixteen credits returned');
+  assert.deepEqual([...granted(link.controls)], [[9, DEFAULT_STREAM_CREDIT]], 'every chunk taken returned its credit, once');
   assert.equal(call.unacked, 0);
   link.events.onFrames([{ t: 'end', id: 9 }]);
   await endpoint.close();
