@@ -34,6 +34,7 @@ import { SwitchyardError, toSwitchyardError } from '../protocol/errors.js';
 import { discoverDevices, selectDevices, type DeviceInfo } from '../../native/devices.js';
 import { ThreadReplicaLink } from '../pool/thread-link.js';
 import { TurnBatcher } from '../protocol/turn-batcher.js';
+import { RequestOrigins, type Origin } from './request-origins.js';
 import { packageLocator } from './package-locator.js';
 import { defaultOutputRoot } from '../pool/output-folder.js';
 import { pack, unpack, type ControlMessage, type ReplyFrame } from '../protocol/envelopes.js';
@@ -42,33 +43,19 @@ import { parseNodeAgentOptions, type NodeAgentOptions, type NodeAgentSettings } 
 
 export type { NodeAgentOptions } from './options.js';
 
-/** Where a request came from: the gateway that sent it and its id there. */
-interface Origin {
-  gateway: string;
-  id: number;
-}
-
 interface Hosted {
   key: string;
   /** The gateway that placed the replica. */
   gateway: string;
   link: ThreadReplicaLink;
-  /**
-   * Requests in flight by the id the replica knows them by. Federated gateways share a replica,
-   * and each numbers its requests on its own, so the node gives every request an id of its own
-   * and maps frames back to the sender and its id.
-   */
-  inFlight: Map<number, Origin>;
-  byOrigin: Map<string, number>;
-  nextId: number;
+  /** Requests in flight, by the id the replica knows them by and by their sender's id. */
+  inFlight: RequestOrigins;
   /** Every gateway that sent requests here: each hears when the replica is lost. */
   peers: Set<string>;
-  /** Frames produced in one turn leave as one message per gateway. */
-  outbox: TurnBatcher<[gateway: string, frame: RemoteFrame]>;
+  /** Frames produced in one turn leave as one message per gateway: gateway → its outbox. */
+  outboxes: Map<string, TurnBatcher<RemoteFrame>>;
   ready: boolean;
 }
-
-const originKey = (gateway: string, id: number) => `${gateway}:${id}`;
 
 const TERMINAL = new Set(['result', 'file', 'end', 'error']);
 
@@ -276,11 +263,9 @@ export class NodeAgent {
       key: req.key,
       gateway: req.gateway,
       link,
-      inFlight: new Map(),
-      byOrigin: new Map(),
-      nextId: 0,
+      inFlight: new RequestOrigins(),
       peers: new Set([req.gateway]),
-      outbox: new TurnBatcher((queued) => this.publishFrames(req.key, queued)),
+      outboxes: new Map(),
       ready: false,
     };
     this.replicas.set(req.key, hosted);
@@ -336,7 +321,7 @@ export class NodeAgent {
         const ids: number[] = [];
         const ns: number[] = [];
         control.ids.forEach((id, i) => {
-          const local = hosted.byOrigin.get(originKey(gateway, id));
+          const local = hosted.inFlight.local(gateway, id);
           if (local === undefined) return;
           ids.push(local);
           ns.push(control.ns[i]!);
@@ -344,10 +329,10 @@ export class NodeAgent {
         if (ids.length > 0) hosted.link.control({ t: 'credits', ids, ns });
         return;
       }
-      const local = hosted.byOrigin.get(originKey(gateway, control.id));
+      const local = hosted.inFlight.local(gateway, control.id);
       if (local === undefined) return;
       // A cancelled request ends without a frame.
-      if (control.t === 'cancel') this.finished(hosted, local);
+      if (control.t === 'cancel') hosted.inFlight.finish(local);
       hosted.link.control(control.t === 'cancel' ? { t: 'cancel', id: local } : { t: 'credit', id: local, n: control.n });
       return;
     }
@@ -368,42 +353,32 @@ export class NodeAgent {
     hosted.peers.add(batch.gateway);
     for (const req of batch.reqs) {
       req.deadline += skew;
-      const local = ++hosted.nextId;
-      hosted.inFlight.set(local, { gateway: batch.gateway, id: req.id });
-      hosted.byOrigin.set(originKey(batch.gateway, req.id), local);
-      req.id = local;
+      req.id = hosted.inFlight.admit(batch.gateway, req.id);
     }
     hosted.link.send(batch.reqs);
   }
 
-  private finished(hosted: Hosted, local: number): void {
-    const origin = hosted.inFlight.get(local);
-    if (!origin) return;
-    hosted.inFlight.delete(local);
-    hosted.byOrigin.delete(originKey(origin.gateway, origin.id));
-  }
-
   private queue(hosted: Hosted, gateway: string, frame: RemoteFrame): void {
-    hosted.outbox.push([gateway, frame]);
-  }
-
-  private publishFrames(key: string, queued: Array<[gateway: string, frame: RemoteFrame]>): void {
-    const byGateway = new Map<string, RemoteFrame[]>();
-    for (const [gateway, frame] of queued) {
-      let frames = byGateway.get(gateway);
-      if (!frames) byGateway.set(gateway, (frames = []));
-      frames.push(frame);
+    let outbox = hosted.outboxes.get(gateway);
+    if (!outbox) {
+      const subject = this.connection.subjects.frames(gateway, hosted.key);
+      outbox = new TurnBatcher((frames) => this.connection.publish(subject, pack({ frames })));
+      hosted.outboxes.set(gateway, outbox);
     }
-    for (const [gateway, frames] of byGateway) this.connection.publish(this.connection.subjects.frames(gateway, key), pack({ frames }));
+    outbox.push(frame);
   }
 
   private onFrames(hosted: Hosted, frames: ReplyFrame[]): void {
     for (const frame of frames) {
-      const origin = hosted.inFlight.get(frame.id);
+      const origin = TERMINAL.has(frame.t) ? hosted.inFlight.finish(frame.id) : hosted.inFlight.origin(frame.id);
       if (!origin) continue;
-      if (TERMINAL.has(frame.t)) this.finished(hosted, frame.id);
-      if (frame.t === 'file') void this.shipFile(hosted, origin, frame);
-      else this.queue(hosted, origin.gateway, { ...frame, id: origin.id });
+      if (frame.t === 'file') {
+        void this.shipFile(hosted, origin, frame);
+        continue;
+      }
+      // The frames were unpacked for this call alone: each takes its sender's id in place.
+      frame.id = origin.id;
+      this.queue(hosted, origin.gateway, frame);
     }
   }
 
