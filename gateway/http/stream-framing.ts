@@ -14,7 +14,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { HttpResponse } from '../../native/uws.js';
-import { forEachChunk, type ChunkRun } from '../../workers/protocol/chunk-run.js';
+import { asciiChunks, forEachChunk, type ChunkRun } from '../../workers/protocol/chunk-run.js';
 import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import { errorBody } from './respond.js';
 
@@ -61,15 +61,16 @@ export const CONTENT_TYPES: Readonly<Record<Exclude<StreamFraming, CustomFraming
 export type FramedRun = Uint8Array | string;
 
 /** One SSE event: a chunk's line breaks become several data lines, which EventSource joins back with "\n". */
-function sseEvent(streamId: string, seq: number, data: Uint8Array): string {
-  const text = asBuffer(data).toString('utf8');
+function sseEvent(streamId: string, seq: number, text: string): string {
   return `id: ${sseEventId(streamId, seq)}\ndata: ${text.replace(/\r\n|\r|\n/g, '\ndata: ')}\n\n`;
 }
+
+const ndjsonText = (seq: number, text: string): string => `{"seq":${seq},"chunk":${JSON.stringify(text)}}\n`;
 
 /** One NDJSON line: the chunk as a JSON string when it is UTF-8, else base64. */
 function ndjsonLine(seq: number, data: Uint8Array): string {
   const bytes = asBuffer(data);
-  if (isUtf8(bytes)) return `{"seq":${seq},"chunk":${JSON.stringify(bytes.toString('utf8'))}}\n`;
+  if (isUtf8(bytes)) return ndjsonText(seq, bytes.toString('utf8'));
   return `{"seq":${seq},"chunk":"${bytes.toString('base64')}","encoding":"base64"}\n`;
 }
 
@@ -82,8 +83,14 @@ export function frameRun(framing: StreamFraming, streamId: string, run: ChunkRun
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
   let text = '';
-  if (framing === 'sse') forEachChunk(run, (data, seq) => (text += sseEvent(streamId, seq, data)));
-  else forEachChunk(run, (data, seq) => (text += ndjsonLine(seq, data)));
+  const ascii = asciiChunks(run);
+  if (ascii !== undefined) {
+    for (let i = 0; i < ascii.length; i++) text += framing === 'sse' ? sseEvent(streamId, run.firstSeq + i, ascii[i]!) : ndjsonText(run.firstSeq + i, ascii[i]!);
+  } else if (framing === 'sse') {
+    forEachChunk(run, (data, seq) => (text += sseEvent(streamId, seq, asBuffer(data).toString('utf8'))));
+  } else {
+    forEachChunk(run, (data, seq) => (text += ndjsonLine(seq, data)));
+  }
   return text;
 }
 

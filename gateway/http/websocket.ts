@@ -26,7 +26,7 @@ import { responseTooLarge, SwitchyardError, toSwitchyardError } from '../../work
 import type { Call, CallSink } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { ApiKeys } from './auth.js';
-import { forEachChunk, type ChunkRun } from '../../workers/protocol/chunk-run.js';
+import type { ChunkRun } from '../../workers/protocol/chunk-run.js';
 import { admitRequest, CLOSE_POLICY_VIOLATION, type ConnectionBudget } from './connection-budget.js';
 import { endpointFor } from './endpoint-for.js';
 import { webSocketOffer } from './websocket-auth.js';
@@ -93,11 +93,9 @@ class WsCall implements CallSink {
   }
 
   onChunks(run: ChunkRun): void {
-    forEachChunk(run, (data, seq) => {
-      const stream = this.announce;
-      this.announce = undefined;
-      this.connection.send(this.replies.chunk(data, seq, stream), this.call);
-    });
+    const stream = this.announce;
+    this.announce = undefined;
+    this.replies.chunks(run, stream, (frame) => this.connection.send(frame, this.call));
   }
 
   onStreamEnd(): void {
@@ -110,6 +108,9 @@ class WsCall implements CallSink {
 }
 
 const frameBytes = (frame: ReplyFrame): number => (typeof frame.data === 'string' ? frame.data.length : frame.data.byteLength);
+
+/** The most a message can add to uWS's buffer: its UTF-8 (at most 3 bytes per UTF-16 unit) and a frame header (at most 14 bytes). */
+const maxWireBytes = (out: Outgoing): number => (typeof out.frame.data === 'string' ? 3 * out.bytes : out.bytes) + 14;
 
 class WsConnection {
   private ws: WebSocket<SocketData> | undefined;
@@ -278,11 +279,21 @@ class WsConnection {
     if (buffered < this.lastBuffered) this.lastProgressAt = this.budget.stalls.now();
     if (this.head < this.queue.length && buffered < HIGH_WATER) {
       ws.cork(() => {
-        while (this.head < this.queue.length && ws.getBufferedAmount() < HIGH_WATER) {
+        // uWS's buffer grows by at most what is sent: it is read again only once the messages sent
+        // since the last look could have taken it to HIGH_WATER (one native call per few thousand
+        // small messages, not one per message), so the mark holds exactly as if read every time.
+        let room = HIGH_WATER - buffered;
+        while (this.head < this.queue.length) {
           const out = this.queue[this.head]!;
+          const most = maxWireBytes(out);
+          if (most >= room) {
+            room = HIGH_WATER - ws.getBufferedAmount();
+            if (room <= 0) break;
+          }
           this.queue[this.head++] = undefined;
           this.queuedBytes -= out.bytes;
           ws.send(out.frame.data, out.frame.binary);
+          room -= most;
           if (out.creditOf) this.hold(out.creditOf);
         }
       });

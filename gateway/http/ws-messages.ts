@@ -10,6 +10,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { SwitchyardError } from '../../workers/protocol/errors.js';
+import { asciiChunks, forEachChunk, type ChunkRun } from '../../workers/protocol/chunk-run.js';
 import { packOwned, unpack } from '../../workers/protocol/envelopes.js';
 
 /** The id a client gives a request: a non-empty string or a number; unique among its live requests on one socket. */
@@ -101,6 +102,8 @@ export interface ReplyFrame {
 export interface ReplyEncoder {
   /** Chunk `seq` of a stream; `stream` (the stream's id, for a resume) rides on the first chunk a socket gets. */
   chunk(data: Uint8Array, seq: number, stream?: string): ReplyFrame;
+  /** Every chunk of a run, one message each, in order; `stream` rides on the first. */
+  chunks(run: ChunkRun, stream: string | undefined, out: (frame: ReplyFrame) => void): void;
   /** A unary answer as the replica encoded it (JSON, msgpack, or raw bytes as application/octet-stream). */
   result(body: Uint8Array, contentType: string): ReplyFrame;
   /** A file's bytes, with its media type. */
@@ -127,9 +130,31 @@ class JsonReplies implements ReplyEncoder {
 
   chunk(data: Uint8Array, seq: number, stream?: string): ReplyFrame {
     const bytes = asBuffer(data);
-    const head = `${this.head}"seq":${seq},${stream === undefined ? '' : `"stream":${JSON.stringify(stream)},`}"chunk":`;
-    if (isUtf8(bytes)) return { data: `${head}${JSON.stringify(bytes.toString('utf8'))}}`, binary: false };
-    return { data: `${head}"${bytes.toString('base64')}","encoding":"base64"}`, binary: false };
+    if (isUtf8(bytes)) return this.textChunk(bytes.toString('utf8'), seq, stream);
+    return { data: `${this.chunkHead(seq, stream)}"${bytes.toString('base64')}","encoding":"base64"}`, binary: false };
+  }
+
+  chunks(run: ChunkRun, stream: string | undefined, out: (frame: ReplyFrame) => void): void {
+    const ascii = asciiChunks(run);
+    if (ascii === undefined) {
+      forEachChunk(run, (data, seq) => {
+        out(this.chunk(data, seq, stream));
+        stream = undefined;
+      });
+      return;
+    }
+    for (let i = 0; i < ascii.length; i++) {
+      out(this.textChunk(ascii[i]!, run.firstSeq + i, stream));
+      stream = undefined;
+    }
+  }
+
+  private chunkHead(seq: number, stream: string | undefined): string {
+    return `${this.head}"seq":${seq},${stream === undefined ? '' : `"stream":${JSON.stringify(stream)},`}"chunk":`;
+  }
+
+  private textChunk(text: string, seq: number, stream: string | undefined): ReplyFrame {
+    return { data: `${this.chunkHead(seq, stream)}${JSON.stringify(text)}}`, binary: false };
   }
 
   result(body: Uint8Array, contentType: string): ReplyFrame {
@@ -160,6 +185,13 @@ class MsgpackReplies implements ReplyEncoder {
 
   chunk(data: Uint8Array, seq: number, stream?: string): ReplyFrame {
     return { data: packOwned(stream === undefined ? { id: this.id, seq, chunk: data } : { id: this.id, seq, stream, chunk: data }), binary: true };
+  }
+
+  chunks(run: ChunkRun, stream: string | undefined, out: (frame: ReplyFrame) => void): void {
+    forEachChunk(run, (data, seq) => {
+      out(this.chunk(data, seq, stream));
+      stream = undefined;
+    });
   }
 
   result(body: Uint8Array, contentType: string): ReplyFrame {

@@ -245,6 +245,19 @@ describe('HTTP streams', () => {
     assert.deepEqual(events, [...[1, 2, 3, 4, 5].map((i) => ({ event: 'message', data: `Answer for x is: ${i}\n\n`, id: `${stream}:${i}` })), { event: 'end', data: '{}' }]);
   });
 
+  test('SSE and NDJSON: a run of text beyond ASCII keeps every character of every chunk', async () => {
+    const sse = await fetch(`${gw.url}/inference/story`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/event-stream' }, body: body({ text: 'ünï ☃', chunks: 3, stream: true }) });
+    assert.deepEqual(
+      sseEvents(await sse.text()).map((e) => e.data),
+      [...[1, 2, 3].map((i) => `Answer for ünï ☃ is: ${i}\n\n`), '{}'],
+    );
+    const nd = await fetch(`${gw.url}/inference/story`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/x-ndjson' }, body: body({ text: 'ünï ☃', chunks: 3, stream: true }) });
+    assert.deepEqual(
+      (await nd.text()).split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown),
+      [...[1, 2, 3].map((i) => ({ seq: i, chunk: `Answer for ünï ☃ is: ${i}\n\n` })), { done: true }],
+    );
+  });
+
   test('NDJSON framing on request: one line per chunk with its seq, then a done line; raw chunked carries the stream id in a header', async () => {
     const res = await fetch(`${gw.url}/inference/b`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/x-ndjson' }, body: body({ chunks: 3, binary: true, stream: true }) });
     assert.equal(res.headers.get('content-type'), 'application/x-ndjson');

@@ -154,6 +154,14 @@ describe('WebSocket', () => {
     });
   }
 
+  test('a run of text beyond ASCII keeps every character of every chunk', async () => {
+    const c = await Client.open(`${ws}/inference/story`);
+    c.send({ id: 'u', input: { text: 'ünï ☃', chunks: 3 }, stream: true });
+    const replies = await c.finished('u');
+    assert.deepEqual(replies.slice(0, -1).map(chunkText), [1, 2, 3].map((i) => `Answer for ünï ☃ is: ${i}\n\n`));
+    await c.close();
+  });
+
   test('a lone chunk is sent while the generator waits, not held for the next one', async () => {
     const c = await Client.open(`${ws}/inference/b`);
     const mark = `ws-lone-${Date.now()}`;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { forEachChunk, joinChunks, RUN_MAX_BYTES, runLength, type ChunkRun } from '../../workers/protocol/chunk-run.js';
+import { asciiChunks, forEachChunk, joinChunks, RUN_MAX_BYTES, runLength, type ChunkRun } from '../../workers/protocol/chunk-run.js';
 import type { ReplyFrame } from '../../workers/protocol/envelopes.js';
 import { ReplyOutbox } from '../../workers/pool/reply-outbox.js';
 
@@ -118,4 +118,11 @@ test('joinChunks makes one run of separate chunks, with their seqs', () => {
   ]);
   const one = joinChunks([Buffer.from('z')], 7);
   assert.equal(runLength(one), 1);
+});
+
+test('asciiChunks splits an ASCII run into its chunks as text, and declines anything else', () => {
+  assert.deepEqual(asciiChunks(joinChunks([Buffer.from('a\n'), Buffer.from(''), Buffer.from('{"x":1}')], 1)), ['a\n', '', '{"x":1}']);
+  assert.equal(asciiChunks(joinChunks([Buffer.from('a'), Buffer.from('é')], 1)), undefined, 'UTF-8 beyond ASCII: byte offsets are not character offsets');
+  assert.equal(asciiChunks(joinChunks([Buffer.from('a'), Buffer.from([0xff])], 1)), undefined);
+  assert.equal(asciiChunks({ bytes: Buffer.from('one'), sizes: undefined, firstSeq: 1 }), undefined, 'a run of one is decoded as a chunk');
 });

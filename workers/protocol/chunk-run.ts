@@ -6,6 +6,7 @@
  * boundaries and sequence numbers survive: sinks that frame each chunk (SSE, NDJSON, WebSocket
  * messages) still see every one.
  */
+import { isAscii } from 'node:buffer';
 
 /**
  * A run stops growing at this many bytes; the next chunk starts another. Small chunks are where
@@ -41,6 +42,25 @@ export function forEachChunk(run: ChunkRun, fn: (bytes: Uint8Array, seq: number)
     fn(bytes.subarray(at, at + size), run.firstSeq + i);
     at += size;
   }
+}
+
+/**
+ * The chunks of a run as text when the whole run is ASCII: one check and one decode for the run
+ * instead of a view, a check and a decode per chunk (byte offsets are character offsets then).
+ * Undefined otherwise (or for a run of one): decode chunk by chunk.
+ */
+export function asciiChunks(run: ChunkRun): string[] | undefined {
+  const { bytes, sizes } = run;
+  if (sizes === undefined || !isAscii(bytes)) return undefined;
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  const out = new Array<string>(sizes.length);
+  let at = 0;
+  for (let i = 0; i < sizes.length; i++) {
+    const end = at + sizes[i]!;
+    out[i] = text.slice(at, end);
+    at = end;
+  }
+  return out;
 }
 
 /** One run made of separate chunks (a replay from a stream's tail): their bytes joined once. */
