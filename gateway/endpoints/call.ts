@@ -3,6 +3,7 @@
  * WebSocket message) implements `CallSink`; the endpoint drives it from the replica's frames.
  */
 import type { ChunkRun } from '../../workers/protocol/chunk-run.js';
+import { BytesInFlight } from '../../workers/protocol/credit.js';
 import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import type { RequestEnvelope } from '../../workers/protocol/envelopes.js';
 import type { StreamResumability } from '../../workers/predictor/api.js';
@@ -39,6 +40,8 @@ export class Call {
   unacked = 0;
   /** Chunks acknowledged whose credit has not gone back to the replica yet (streams; returned once per turn). */
   acked = 0;
+  /** The sizes of the chunks of both (credit.ts): the replica also waits once they reach STREAM_CREDIT_BYTES. */
+  readonly inFlight = new BytesInFlight();
   /** The sequence number of the last chunk handed to the sink (streams; 0 before the first). */
   seq = 0;
   /** Names the stream once it started (random, unguessable: it is what a reconnecting client presents). */

@@ -112,7 +112,7 @@ export class ReplyDispatcher {
           const n = runLength(frame);
           noteCheckpoint(call, frame);
           // Its credit is spent (chunks unread, or read but not yet credited): it waits for the client.
-          if (chunksSent(call, n, call.env.credit)) replica.park(call);
+          if (chunksSent(call, { bytes: frame.data.byteLength, sizes: frame.sizes }, call.env.credit)) replica.park(call);
           outcomes.streamProgress(call, now);
           const firstSeq = call.seq + 1;
           call.seq += n;

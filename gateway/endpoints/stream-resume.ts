@@ -56,5 +56,7 @@ export function prepareResume(call: Call, now: number): void {
   call.env.resume = checkpoint ? { from: checkpoint.seq, checkpoint: checkpoint.value, delivered: call.seq } : { from: 0, delivered: call.seq };
   call.env.credit = DEFAULT_STREAM_CREDIT;
   call.env.deadline = now + call.timeoutMs;
+  // Credit owed to the dead replica is owed to no one: those chunks leave the count.
+  call.inFlight.credited(call.acked);
   call.acked = 0;
 }

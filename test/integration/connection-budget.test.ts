@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { fixture, postJson, startGateway, tempDir, waitFor, type TestGateway } from '../helpers/gateway.js';
+import { DEFAULT_STREAM_CREDIT, STREAM_CREDIT_BYTES } from '../../workers/protocol/credit.js';
 
 /** A WebSocket whose client reads nothing once `pause()` was called. */
 async function openSocket(url: string): Promise<{ ws: WebSocket; replies: Array<Record<string, any>>; closed: Promise<number>; pause(): void; resume(): void }> {
@@ -69,9 +70,10 @@ describe('paused readers do not take an endpoint down', () => {
     for (const reader of readers) reader.pause();
     const produced = await whenStreamsStopMoving(dir, marks);
     assert.ok(produced.every((n) => n < 1_000_000), 'the paused streams are held back, not run to the end');
-    // And the gateway has every chunk they were allowed to send (a whole credit each).
+    // And the gateway has every chunk they were allowed to send (a whole credit each, in chunks or bytes).
     const replica = gw.gateway.endpoints.get('b')!.replicas[0]!;
-    await waitFor(() => [...replica.calls.values()].filter((c) => c.state === 'streaming' && c.seq >= 16).length === 32, 30_000, 'the chunks to reach the gateway');
+    const credit = Math.min(DEFAULT_STREAM_CREDIT, STREAM_CREDIT_BYTES / (64 * 1024));
+    await waitFor(() => [...replica.calls.values()].filter((c) => c.state === 'streaming' && c.seq >= credit).length === 32, 30_000, 'the chunks to reach the gateway');
 
     const answers = await Promise.all(
       Array.from({ length: 10 }, (_, i) => postJson(`${gw.url}/inference/b`, { value: i }, { 'x-request-timeout-ms': '5000' })),

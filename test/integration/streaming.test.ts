@@ -318,10 +318,12 @@ describe('HTTP streams', () => {
   test('a chunk that met backpressure arrives whole as soon as the client reads, not with the next chunk', async () => {
     const mark = `held-${Date.now()}`;
     const size = 32 * 1024 * 1024; // more than the kernel's socket buffers hold: the write must wait
-    const x = new RawExchange(port, '/inference/b', body({ chunks: 2, size, ms: 60_000, mark, progress: true, stream: true }), {}, { keepChunks: false });
+    const x = new RawExchange(port, '/inference/b', body({ chunks: 2, size, ms: 60_000, mark, stream: true }), {}, { keepChunks: false });
+    const replica = gw.gateway.endpoints.get('b')!.replicas[0]!;
     try {
       x.socket.pause();
-      await waitFor(() => existsSync(marker(outputDir, `${mark}.progress`)), 10_000, 'the first chunk to leave the worker');
+      // The chunk is larger than the stream's byte credit: the generator waits for the client now.
+      await waitFor(() => [...replica.calls.values()].some((c) => c.seq >= 1), 10_000, 'the first chunk to reach the gateway');
       await sleep(500);
       x.socket.resume();
       // The next chunk is a minute away: the first can only complete if the gateway flushes it.

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { endpointSchema } from '../../gateway/config/schema.js';
 import type { SwitchyardError } from '../../workers/protocol/errors.js';
 import { forEachChunk, runLength, type ChunkRun } from '../../workers/protocol/chunk-run.js';
-import { DEFAULT_STREAM_CREDIT } from '../../workers/protocol/credit.js';
+import { CreditGate, DEFAULT_STREAM_CREDIT, STREAM_CREDIT_BYTES } from '../../workers/protocol/credit.js';
 import type { ControlMessage } from '../../workers/protocol/envelopes.js';
 import { Call, type CallSink } from '../../gateway/endpoints/call.js';
 import { Endpoint } from '../../gateway/endpoints/endpoint.js';
@@ -150,4 +150,46 @@ test('a checkpoint inside a run is remembered with the seq of its own chunk', as
   assert.deepEqual(call.checkpoint, { seq: 6, value: { next: 7 } }, 'without cpAt: the last chunk of the run');
   link.events.onFrames([{ t: 'end', id: 3 }]);
   await endpoint.close();
+});
+
+test('a stream of large chunks spends its credit in bytes: parked at STREAM_CREDIT_BYTES, free again once the client took enough', async () => {
+  const { endpoint, link } = await endpointWithOneReplica();
+  const sink = new HoldingSink(endpoint, false);
+  const call = streamCall(endpoint, 11, sink);
+  await nextTurn();
+  const replica = call.replica!;
+  const quarter = 'x'.repeat(STREAM_CREDIT_BYTES / 4);
+  link.events.onFrames([{ t: 'start', id: 11 }, run(11, [quarter, quarter, quarter])]);
+  assert.equal(replica.isParked(call), false, 'three quarters of the bytes: the replica may send more');
+  link.events.onFrames([run(11, [quarter])]);
+  assert.equal(replica.isParked(call), true, 'four chunks, far below the chunk credit, but all the bytes');
+  sink.take(1);
+  await nextTurn();
+  assert.equal(replica.isParked(call), false);
+  assert.deepEqual(link.controls, [{ t: 'credit', id: 11, n: 1 }]);
+  assert.equal(call.inFlight.bytes, (3 * STREAM_CREDIT_BYTES) / 4);
+  link.events.onFrames([{ t: 'end', id: 11 }]);
+  await endpoint.close();
+});
+
+test('the replica waits at the same point as the gateway parks: chunks or bytes, whichever comes first', async () => {
+  const never = { aborted: false };
+  const small = new CreditGate(3);
+  assert.equal(small.spend(1, never), undefined);
+  assert.equal(small.spend(1, never), undefined);
+  const waiting = small.spend(1, never);
+  assert.ok(waiting, 'three chunks of credit spent');
+  let woke = false;
+  void waiting.then(() => (woke = true));
+  small.grant(1);
+  await waiting;
+  assert.equal(woke, true);
+
+  const big = new CreditGate(undefined);
+  assert.equal(big.spend(STREAM_CREDIT_BYTES / 2, never), undefined);
+  const full = big.spend(STREAM_CREDIT_BYTES / 2, never);
+  assert.ok(full, 'two chunks, all the bytes');
+  big.grant(1);
+  await full;
+  assert.ok(big.spend(STREAM_CREDIT_BYTES, never), 'one chunk as large as the bound goes, then the stream waits');
 });

@@ -282,8 +282,8 @@ async function runStream(env: RequestEnvelope, input: unknown, req: PredictReque
       if (entry.cancel.aborted) break;
       const { data, checkpoint } = splitCheckpoint(step.value);
       if (++seq <= delivered) continue;
-      outbox.chunk(id, data, resumable === 'checkpoint' ? checkpoint : undefined);
-      const wait = entry.credit.spend(entry.cancel);
+      const size = outbox.chunk(id, data, resumable === 'checkpoint' ? checkpoint : undefined);
+      const wait = entry.credit.spend(size, entry.cancel);
       if (wait) await wait;
       if (entry.cancel.aborted) break;
     }

@@ -46,8 +46,8 @@ export class ReplyOutbox {
     this.schedule();
   }
 
-  /** A chunk of stream `id`: a string (written as UTF-8) or bytes; `checkpoint` when the predictor gave one. */
-  chunk(id: number, data: string | Uint8Array, checkpoint: unknown): void {
+  /** A chunk of stream `id`: a string (written as UTF-8) or bytes; `checkpoint` when the predictor gave one. Returns its size in bytes. */
+  chunk(id: number, data: string | Uint8Array, checkpoint: unknown): number {
     // UTF-8 takes at most 3 bytes per UTF-16 unit: the exact size is measured only near the limit.
     const bound = typeof data === 'string' ? data.length * 3 : data.byteLength;
     let run = this.open.get(id);
@@ -72,6 +72,7 @@ export class ReplyOutbox {
       run.cp = checkpoint;
       run.cpAt = run.sizes.length - 1;
     }
+    return run.sizes[run.sizes.length - 1]!;
   }
 
   /** Delivers what is waiting now (before the thread stops, say) instead of in the next turn. */
