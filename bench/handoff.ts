@@ -16,12 +16,15 @@
  * - ring-spin: as ring-waitasync, but the worker polls the ring for up to --spin-us before sleeping
  * - ring-wait: the worker blocks in Atomics.wait (its event loop never runs: no timers, no async
  *   predictor) and the main thread sleeps with waitAsync; the floor for a ring
+ * - port-park: port-msgpack, but the idle worker parks in Atomics.wait (as piscina's
+ *   `atomics: 'sync'` does between tasks) and the sender notifies after posting; woken, the worker
+ *   reads the port with receiveMessageOnPort. Its event loop does not run while it is parked.
  *
  * Columns: round trips per second, round-trip p50/p99 in µs (per message, from its send to its
  * answer), and CPU µs per round trip (both threads: process.cpuUsage), which is what a busy-poll
  * hides. Usage: node dist/bench/handoff.js [--duration s] [--channels a,b] [--depths 1,100] [--spin-us n]
  */
-import { isMainThread, Worker, workerData, MessageChannel, type MessagePort } from 'node:worker_threads';
+import { isMainThread, Worker, workerData, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { parseArgs } from 'node:util';
 import { cpus, loadavg } from 'node:os';
 import { Packr } from 'msgpackr';
@@ -29,7 +32,7 @@ import { packOwned, unpack } from '../workers/protocol/envelopes.js';
 import { createLatencyHistogram, recordMs, summarize } from './lib/latency.js';
 import { createRing, RingReader, RingWriter, type RingBuffers } from './lib/byte-ring.js';
 
-const CHANNELS = ['port-msgpack', 'port-clone', 'ring-waitasync', 'ring-spin', 'ring-wait'] as const;
+const CHANNELS = ['port-msgpack', 'port-clone', 'port-park', 'ring-waitasync', 'ring-spin', 'ring-wait'] as const;
 type ChannelName = (typeof CHANNELS)[number];
 
 const RING_BYTES = 1 << 20;
@@ -56,6 +59,8 @@ interface Frame {
 interface WorkerSetup {
   channel: ChannelName;
   port?: MessagePort;
+  /** port-park: [0] a wake-up sequence, [1] 1 while the worker is parked. */
+  park?: SharedArrayBuffer;
   toWorker?: RingBuffers;
   toMain?: RingBuffers;
   spinUs: number;
@@ -66,8 +71,34 @@ function answer(reqs: Envelope[]): Frame[] {
   return reqs.map((r) => ({ t: 'result', id: r.id, body: r.body, contentType: CONTENT_TYPE }));
 }
 
+const SEQ = 0;
+const PARKED = 1;
+
 function runWorker(setup: WorkerSetup): void {
   const { channel } = setup;
+  if (channel === 'port-park') {
+    const port = setup.port!;
+    const park = new Int32Array(setup.park!);
+    const serve = (msg: Uint8Array): void => {
+      const owned = packOwned({ frames: answer(unpack<{ reqs: Envelope[] }>(msg).reqs) });
+      port.postMessage(owned, [owned.buffer]);
+    };
+    // The port stays open (and referenced) so the thread lives; messages are read synchronously.
+    port.on('close', () => process.exit(0));
+    for (;;) {
+      for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) serve(m.message as Uint8Array);
+      const seq = Atomics.load(park, SEQ);
+      Atomics.store(park, PARKED, 1);
+      const queued = receiveMessageOnPort(port);
+      if (queued) {
+        Atomics.store(park, PARKED, 0);
+        serve(queued.message as Uint8Array);
+        continue;
+      }
+      Atomics.wait(park, SEQ, seq);
+      Atomics.store(park, PARKED, 0);
+    }
+  }
   if (channel === 'port-msgpack' || channel === 'port-clone') {
     const port = setup.port!;
     port.on('message', (msg: Uint8Array | { reqs: Envelope[] }) => {
@@ -121,9 +152,11 @@ interface MainSide {
 
 async function openChannel(channel: ChannelName, spinUs: number, onFrames: (frames: Frame[]) => void): Promise<MainSide> {
   const file = new URL(import.meta.url);
-  if (channel === 'port-msgpack' || channel === 'port-clone') {
+  if (channel === 'port-msgpack' || channel === 'port-clone' || channel === 'port-park') {
     const { port1, port2 } = new MessageChannel();
-    const worker = new Worker(file, { workerData: { channel, port: port2, spinUs } satisfies WorkerSetup, transferList: [port2] });
+    const parkBuffer = new SharedArrayBuffer(8);
+    const park = new Int32Array(parkBuffer);
+    const worker = new Worker(file, { workerData: { channel, port: port2, park: parkBuffer, spinUs } satisfies WorkerSetup, transferList: [port2] });
     await new Promise((resolve) => worker.once('online', resolve));
     port1.on('message', (msg: Uint8Array | { frames: Frame[] }) => {
       onFrames(channel === 'port-clone' ? (msg as { frames: Frame[] }).frames : unpack<{ frames: Frame[] }>(msg as Uint8Array).frames);
@@ -135,6 +168,10 @@ async function openChannel(channel: ChannelName, spinUs: number, onFrames: (fram
         } else {
           const owned = packOwned({ reqs });
           port1.postMessage(owned, [owned.buffer]);
+          if (channel === 'port-park' && Atomics.load(park, PARKED) === 1) {
+            Atomics.add(park, SEQ, 1);
+            Atomics.notify(park, SEQ);
+          }
         }
       },
       async close() {

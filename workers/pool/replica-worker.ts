@@ -22,6 +22,7 @@ import { loadPredictor } from '../predictor/loader.js';
 import { CreditGate } from '../protocol/credit.js';
 import type { ReplyFrame, RequestEnvelope } from '../protocol/envelopes.js';
 import { Cancellation } from './cancellation.js';
+import { parkWhileIdle } from './idle-park.js';
 import { asBytes, chunkBytes, decodeBody, encodeResult } from './encode.js';
 import { openOutputFile } from './output-files.js';
 import { postFrames, readRequests, type ThreadMessage } from './payload-transfer.js';
@@ -39,6 +40,8 @@ export interface SetupTask {
   settings: Record<string, unknown>;
   keepFiles: boolean;
   maxResponseBytes?: number | undefined;
+  /** Shared with the gateway's link: this thread parks there while idle (idle-park.ts). */
+  parking: SharedArrayBuffer;
 }
 
 export interface StopTask {
@@ -62,6 +65,21 @@ const active = new Map<number, Active>();
 const outbox = new ReplyOutbox((frames) => {
   if (port) postFrames(port, frames);
 });
+
+let parking: Int32Array | undefined;
+let parkScheduled = false;
+
+/** Once no request runs: after this turn, the thread parks until the gateway posts again. */
+function parkSoon(): void {
+  if (!parking || parkScheduled) return;
+  parkScheduled = true;
+  setImmediate(park);
+}
+
+function park(): void {
+  parkScheduled = false;
+  if (parkWhileIdle(parking!, port!, () => active.size === 0, (message) => onMessage(message as ThreadMessage))) parkSoon();
+}
 
 function emit(frame: ReplyFrame): void {
   outbox.push(frame);
@@ -142,7 +160,10 @@ async function handle(p: Prepared): Promise<void> {
     if (!p.entry.cancel.aborted) emitError(p.env.id, err);
   } finally {
     active.delete(p.env.id);
-    if (active.size === 0) outbox.flush();
+    if (active.size === 0) {
+      outbox.flush();
+      parkSoon();
+    }
   }
 }
 
@@ -190,7 +211,10 @@ async function handleMessage(envs: RequestEnvelope[]): Promise<void> {
       active.delete(p.env.id);
     }
   });
-  if (active.size === 0) outbox.flush();
+  if (active.size === 0) {
+    outbox.flush();
+    parkSoon();
+  }
 }
 
 /** The predictor's `metadata()` (null without one), as a JSON result. */
@@ -330,6 +354,7 @@ async function setup(task: SetupTask): Promise<void> {
   }
   port = task.port;
   port.on('message', onMessage);
+  parking = new Int32Array(task.parking);
 }
 
 async function stop(): Promise<void> {

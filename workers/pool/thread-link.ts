@@ -5,7 +5,8 @@
  * path bypasses piscina's task queue: requests go in batches over a dedicated MessagePort, because
  * one piscina task per request costs ~32 µs of CPU and the batch per event-loop turn is what makes
  * cheap requests fast. `atomics: 'disabled'` keeps the worker's event loop free between tasks, so
- * the port is served while the thread is otherwise idle.
+ * the port is served while the thread is otherwise idle. An idle thread with nothing else pending
+ * parks on a shared word instead, which every post here wakes (idle-park.ts): a quicker wake-up.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
@@ -13,6 +14,7 @@ import { fromWire } from '../protocol/errors.js';
 import { postPacked, type ControlMessage, type RequestEnvelope } from '../protocol/envelopes.js';
 import type { ReplicaLink, ReplicaLinkEvents, ReplicaPlacement, StopOptions } from '../protocol/link.js';
 import { postRequests, readFrames, type ThreadMessage } from './payload-transfer.js';
+import { createParking, stopParking, wakeParked } from './idle-park.js';
 import type { SetupTask, TaskResult } from './replica-worker.js';
 
 export interface ReplicaSpec {
@@ -39,6 +41,8 @@ export class ThreadReplicaLink implements ReplicaLink {
   readonly confirmsCancels = true;
   private pool: Piscina | undefined;
   private port: MessagePort | undefined;
+  /** Where the thread parks while idle; every post wakes it (idle-park.ts). */
+  private readonly parking = new Int32Array(createParking());
   private stopping = false;
   private lost = false;
   private events: ReplicaLinkEvents | undefined;
@@ -86,6 +90,7 @@ export class ThreadReplicaLink implements ReplicaLink {
       settings: this.spec.settings,
       keepFiles: this.spec.keepFiles,
       maxResponseBytes: this.spec.maxResponseBytes,
+      parking: this.parking.buffer as SharedArrayBuffer,
     };
     let result: TaskResult;
     try {
@@ -104,11 +109,13 @@ export class ThreadReplicaLink implements ReplicaLink {
   send(reqs: RequestEnvelope[]): void {
     if (this.lost || !this.port) return;
     postRequests(this.port, reqs);
+    wakeParked(this.parking);
   }
 
   control(msg: ControlMessage): void {
     if (this.lost || !this.port) return;
     postPacked(this.port, msg);
+    wakeParked(this.parking);
   }
 
   /** `now`: terminate the thread without asking it to tear down (it works even on a thread stuck in a loop). */
@@ -117,6 +124,8 @@ export class ThreadReplicaLink implements ReplicaLink {
     this.stopping = true;
     const pool = this.pool;
     if (!pool) return;
+    // piscina's stop task comes on piscina's port, which a parked thread does not read.
+    stopParking(this.parking);
     if (!this.lost && !options.now) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
