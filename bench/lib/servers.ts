@@ -4,8 +4,12 @@
  * of failing the whole run.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { renderPng } from '../../examples/image/predictor.js';
+import { FILE_INPUT } from '../scenarios/file.js';
 import type { ServerCommand } from './processes.js';
 
 export interface ServerSpec {
@@ -49,6 +53,18 @@ const naivePiscina = nodeScript('bench/baselines/naive-piscina.js');
 const fastifyPiscina = nodeScript('bench/baselines/fastify-piscina.js');
 const remoteGateway = nodeScript('bench/lib/remote-gateway.js');
 const fastapiScript = ROOT + 'bench/baselines/fastapi_echo.py';
+const fastapiFileScript = ROOT + 'bench/baselines/fastapi_file.py';
+
+/** The file scenario's PNG on disk (written once per harness process), for servers that send it from a file. */
+let benchPng: string | undefined;
+function benchPngFile(): string {
+  if (!benchPng) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'switchyard-bench-png-'));
+    benchPng = path.join(dir, 'bench.png');
+    writeFileSync(benchPng, renderPng({ ...FILE_INPUT, pattern: 'noise' }));
+  }
+  return benchPng;
+}
 const APT_FASTAPI = 'apt-get install -y python3-fastapi python3-uvicorn';
 
 function natsServerInstalled(): string | undefined {
@@ -111,6 +127,12 @@ export const SERVERS = {
     description: 'FastAPI on uvicorn, uvloop + httptools',
     command: { command: PYTHON, args: (port) => [fastapiScript, '--port', String(port), '--fast'], readyPath: '/readyz' },
     unavailable: pythonModules(['fastapi', 'uvicorn', 'uvloop', 'httptools'], `${APT_FASTAPI} python3-uvloop python3-httptools`),
+  },
+  'fastapi-file': {
+    id: 'fastapi-file',
+    description: "FastAPI's FileResponse on uvicorn, asyncio loop + h11 (the reference architecture's file answer)",
+    command: { command: PYTHON, args: (port) => [fastapiFileScript, '--port', String(port), '--file', benchPngFile()], readyPath: '/readyz' },
+    unavailable: pythonModules(['fastapi', 'uvicorn'], APT_FASTAPI),
   },
 } satisfies Record<string, ServerSpec>;
 

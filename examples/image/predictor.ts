@@ -2,7 +2,8 @@
  * The file-response example, after TensorOpera Deploy's image generator: it draws a PNG from
  * its input and, when the client sent `Accept: image/png` (the endpoint declares
  * `produces: [image/png]`), returns the PNG's bytes: the gateway serves them as the file, moved
- * from this thread without a copy and never written to disk (the fastest way to answer a file).
+ * from this thread without a copy and never written to disk (the fastest way to answer a file;
+ * its remembered images live in shared memory, so they are not even moved).
  * With the setting `write_files: true` it writes the PNG into its output folder and returns the
  * path instead, the way for files too large to hold in memory or made by other programs.
  * Without that Accept it answers the PNG as a base64 string in JSON.
@@ -113,7 +114,11 @@ export default class ImagePredictor implements Predictor {
     if (png) {
       this.recent.delete(key);
     } else {
-      png = renderPng(p);
+      // Kept in shared memory: returned bytes in a SharedArrayBuffer are shared with the gateway's
+      // thread, not moved or copied, so the same image can answer every request that asks for it.
+      const drawn = renderPng(p);
+      png = new Uint8Array(new SharedArrayBuffer(drawn.byteLength));
+      png.set(drawn);
       if (this.recent.size >= REMEMBERED_IMAGES) this.recent.delete(this.recent.keys().next().value!);
     }
     this.recent.set(key, png);
@@ -123,8 +128,8 @@ export default class ImagePredictor implements Predictor {
   async predict(raw: unknown, req: PredictRequest): Promise<string | Uint8Array> {
     const png = this.png(readPicture(raw));
     if (req.accept === 'image/png') {
-      // Returned bytes move to the gateway; the remembered image stays here, so it goes as a copy.
-      if (!this.writeFiles) return png.slice();
+      // The remembered image itself: shared memory, so neither a copy nor a move (see png()).
+      if (!this.writeFiles) return png;
       // The gateway's request id is unique, so concurrent requests never share a file.
       const file = path.join(this.outputDir, `image-${req.id}.png`);
       await writeFile(file, png);

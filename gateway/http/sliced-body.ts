@@ -1,12 +1,14 @@
 /**
- * Sends a large unary answer in slices: `tryEnd` one slice, and when the socket is full, wait for
- * `onWritable` and go on from what it took. uWS then holds at most one slice of it instead of the
- * whole answer, and the event loop is never held by one big write (a 100 MB `end` stalls every
- * other connection, /healthz included, while uWS copies it).
+ * Sends a large unary answer without uWS copying it: `tryEnd` hands the socket what is left and
+ * uWS writes what the kernel takes at once, buffering nothing of it (a try); on `onWritable` it
+ * goes on from uWS's own offset. Each write is one syscall bounded by the socket's send buffer, so
+ * the event loop is never held by one big copy (a 100 MB `end` stalls every other connection,
+ * /healthz included, while uWS copies the rest into its buffer), and uWS holds none of the body.
+ * The caller keeps the body alive until it is sent (it is referenced here).
  */
 import type { HttpResponse } from '../../native/uws.js';
 
-/** Answers up to this size go in one `end`. */
+/** Answers up to this size go in one `end` (uWS buffers at most this much of one if the socket is full). */
 export const SLICE_BYTES = 256 * 1024;
 
 export interface SliceState {
@@ -22,20 +24,16 @@ export function sendSliced(res: HttpResponse, body: Uint8Array, writeHead: () =>
   const total = body.byteLength;
   const base = res.getWriteOffset();
   /**
-   * Writes slices from `at` (body bytes uWS has taken) until the socket is full or all is out.
+   * Offers the socket everything from `at` (body bytes uWS has taken); the kernel takes what fits.
    * The position always comes from uWS's own offset, so a repeated writable event is harmless.
    */
   const writeFrom = (at: number): boolean => {
-    for (let pos = at; ; ) {
-      const slice = body.subarray(pos, Math.min(total, pos + SLICE_BYTES));
-      const [ok, done] = res.tryEnd(slice, total);
-      if (done) {
-        state.onUnblocked?.();
-        return true;
-      }
-      if (!ok) return false;
-      pos += slice.byteLength;
+    const [ok, done] = res.tryEnd(body.subarray(at), total);
+    if (done) {
+      state.onUnblocked?.();
+      return true;
     }
+    return ok;
   };
   let ok = true;
   res.cork(() => {

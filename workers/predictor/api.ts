@@ -40,7 +40,9 @@ export interface PredictRequest {
    * it with the file's bytes (Uint8Array, Buffer or ArrayBuffer: the fastest way, served from
    * memory, never written to disk) or with the path of a file written into `ctx.outputDir`.
    * Bytes of 64 KiB or more that fill their ArrayBuffer are moved to the gateway's thread, not
-   * copied: the ArrayBuffer is empty here afterwards, so return a copy of bytes you keep (a cache).
+   * copied: the ArrayBuffer is empty here afterwards, so return a copy of bytes you keep. Bytes in
+   * a SharedArrayBuffer are shared instead (neither copied nor moved): keep a cache there and
+   * return it as often as you like, but do not change it while answers may still be sending.
    */
   readonly accept: string | undefined;
   /** Epoch milliseconds by which the answer is due. */
