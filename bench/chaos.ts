@@ -24,6 +24,8 @@ const PREDICTOR = fileURLToPath(new URL('../test/fixtures/behaviours.js', import
 const QUIET_MS = Number(process.env.CHAOS_QUIET_MS ?? 3000);
 const SETTLE_MS = Number(process.env.CHAOS_SETTLE_MS ?? 30_000);
 const ENDPOINT = 'shared';
+/** glibc raises its mmap threshold to the largest buffer freed (up to 32 MB), and buffers under it stay in malloc's heaps once freed; a fixed threshold hands each large buffer back when freed. */
+const GLIBC_MALLOC_ENV = { MALLOC_MMAP_THRESHOLD_: '131072' };
 
 function rssBytes(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -103,7 +105,15 @@ async function runGateway(c: ChaosCase, dir: string, config: string, top: Record
       ),
     }),
   );
-  const server = await startServer({ command: process.execPath, args: (port) => [CLI, 'serve', '--config', config, '--port', String(port)], cwd: ROOT, readyPath: c.readyPath ?? '/readyz' });
+  const server = await startServer({
+    command: process.execPath,
+    args: (port) => [CLI, 'serve', '--config', config, '--port', String(port)],
+    cwd: ROOT,
+    readyPath: c.readyPath ?? '/readyz',
+    // As the README's "Reliability" section advises for production on glibc: large buffers are
+    // returned to the OS when freed instead of kept in malloc's heaps.
+    env: GLIBC_MALLOC_ENV,
+  });
   try {
     await sharedReady(server.url);
     // Warm up, then the quiet run.

@@ -30,6 +30,9 @@ export interface CallSink {
 
 export type CallState = 'queued' | 'running' | 'streaming' | 'done';
 
+/** Bodies this large are dropped as soon as their request is answered (smaller ones cost nothing to keep). */
+const LARGE_BODY_BYTES = 64 * 1024;
+
 export class Call {
   state: CallState = 'queued';
   replica: Replica | undefined;
@@ -74,6 +77,17 @@ export class Call {
 
   get id(): number {
     return this.env.id;
+  }
+
+  /**
+   * The request is answered: it will not be sent again, so a large body is let go now. A
+   * transport's handlers (uWS keeps a response's callbacks until its connection's next request)
+   * may keep this call reachable long after; its body must not stay with it.
+   */
+  settle(): void {
+    this.state = 'done';
+    const body = this.env.body;
+    if (body !== undefined && body.byteLength >= LARGE_BODY_BYTES) delete this.env.body;
   }
 
   get deadline(): number {

@@ -289,7 +289,7 @@ export class Endpoint implements ScalableEndpoint {
       this.cancelOn(replica, call);
       this.release(call, replica);
     }
-    call.state = 'done';
+    call.settle();
     this.observer.onFinished(this.name, 499, this.clock.now() - call.startedAt);
   }
 
@@ -341,7 +341,7 @@ export class Endpoint implements ScalableEndpoint {
   }
 
   private finished(call: Call, status: number, now: number): void {
-    call.state = 'done';
+    call.settle();
     this.observer.onFinished(this.name, status, now - call.startedAt);
   }
 
@@ -366,14 +366,14 @@ export class Endpoint implements ScalableEndpoint {
   private fail(call: Call, err: SwitchyardError): void {
     if (call.state === 'done') return;
     if (call.state === 'queued') this.queue.abandon();
-    call.state = 'done';
+    call.settle();
     this.observer.onFinished(this.name, err.status, this.clock.now() - call.startedAt);
     call.sink.onError(err);
   }
 
   /** Answers a request that was never admitted (it holds no queue slot and no token). */
   private refuse(call: Call, err: SwitchyardError): void {
-    call.state = 'done';
+    call.settle();
     this.observer.onFinished(this.name, err.status, 0);
     call.sink.onError(err);
   }

@@ -34,22 +34,32 @@ export function readBody(
   let parts: Buffer[] | undefined;
   let size = 0;
   let failed = false;
+  // uWS keeps this handler until the connection's next request: once the body is handed on,
+  // nothing of it stays here (`failed` then also ignores anything after).
+  const handOn = (body: Uint8Array): void => {
+    failed = true;
+    whole = null;
+    parts = undefined;
+    onBody(body);
+  };
   res.onData((chunk, isLast) => {
     if (failed) return;
     size += chunk.byteLength;
     if (size > limit) {
       failed = true;
+      whole = null;
+      parts = undefined;
       onError(new SwitchyardError('SY_PAYLOAD_TOO_LARGE', `the body is larger than ${limit} bytes`));
       return;
     }
     if (isLast && parts === undefined && !whole) {
-      onBody(copyOf(chunk));
+      handOn(copyOf(chunk));
       return;
     }
     if (whole !== null && size <= expectedBytes) {
       whole ??= bodyBytes(expectedBytes);
       whole.set(new Uint8Array(chunk), size - chunk.byteLength);
-      if (isLast) onBody(size === expectedBytes ? whole : whole.subarray(0, size));
+      if (isLast) handOn(size === expectedBytes ? whole : whole.subarray(0, size));
       return;
     }
     if (whole) {
@@ -58,7 +68,7 @@ export function readBody(
       whole = null;
     }
     (parts ??= []).push(Buffer.from(chunk.slice(0)));
-    if (isLast) onBody(joined(parts, size));
+    if (isLast) handOn(joined(parts, size));
   });
 }
 

@@ -7,6 +7,7 @@
  * The caller keeps the body alive until it is sent (it is referenced here).
  */
 import type { HttpResponse } from '../../native/uws.js';
+import { noteLargePayload } from '../../workers/pool/memory-reclaim.js';
 
 /** Answers up to this size go in one `end` (uWS buffers at most this much of one if the socket is full). */
 export const SLICE_BYTES = 256 * 1024;
@@ -27,9 +28,19 @@ export function sendSliced(res: HttpResponse, body: Uint8Array, writeHead: () =>
    * Offers the socket everything from `at` (body bytes uWS has taken); the kernel takes what fits.
    * The position always comes from uWS's own offset, so a repeated writable event is harmless.
    */
+  // uWS keeps the writable handler (and what it holds) until the connection's next request: the
+  // body is let go once it is out or the client is gone.
+  let pending: Uint8Array | undefined = body;
+  /** The body is out or the client gone: its bytes are garbage now, which the thread's reclaimer counts. */
+  const letGo = (): void => {
+    pending = undefined;
+    noteLargePayload(total);
+  };
   const writeFrom = (at: number): boolean => {
-    const [ok, done] = res.tryEnd(body.subarray(at), total);
+    if (!pending) return true;
+    const [ok, done] = res.tryEnd(pending.subarray(at), total);
     if (done) {
+      letGo();
       state.onUnblocked?.();
       return true;
     }
@@ -45,7 +56,10 @@ export function sendSliced(res: HttpResponse, body: Uint8Array, writeHead: () =>
   // uWS does not flush its buffer on writable events while a handler is registered, so the
   // handler always writes.
   res.onWritable((offset) => {
-    if (state.aborted) return true;
+    if (state.aborted) {
+      if (pending) letGo();
+      return true;
+    }
     state.onProgress?.();
     return writeFrom(offset - base);
   });

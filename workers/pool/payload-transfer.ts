@@ -16,10 +16,14 @@
  *   away from its owner. A predictor that returns moved bytes a second time gets a coded error
  *   (`wasMoved`) instead of an empty answer.
  *
+ * Each thread counts the large bytes it carries (workers/pool/memory-reclaim.ts): they live
+ * outside the JS heap, and a thread gone quiet after them collects them early.
+ *
  * Small fields stay inside the envelope: below OUT_OF_BAND_BYTES, packing costs less than the
  * structured-clone bookkeeping of a separate buffer.
  */
 import type { MessagePort } from 'node:worker_threads';
+import { noteLargePayload } from './memory-reclaim.js';
 import { packOwned, postPacked, unpack, type ControlMessage, type ReplyFrame, type RequestBatch, type RequestEnvelope } from '../protocol/envelopes.js';
 
 /** Byte fields this long or longer travel beside the envelope instead of inside it. */
@@ -50,6 +54,7 @@ class OutOfBand {
 
   /** The index `bytes` will have on the other side; `move`: transfer rather than share. */
   take(bytes: Uint8Array, move: boolean): number {
+    noteLargePayload(bytes.byteLength);
     let carried = bytes;
     if (!isShared(bytes)) {
       if (!move) {
@@ -104,6 +109,7 @@ export function postFrames(port: MessagePort, frames: ReplyFrame[]): void {
 function restore(bytes: readonly Uint8Array[], index: unknown): Uint8Array {
   const found = typeof index === 'number' ? bytes[index] : undefined;
   if (!found) throw new Error(`a thread message names out-of-band bytes #${String(index)} that it does not carry`);
+  noteLargePayload(found.byteLength);
   return found;
 }
 
