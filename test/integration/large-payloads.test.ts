@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { pack, unpack } from '../../workers/protocol/envelopes.js';
+import { pack, unpack, type ReplyFrame } from '../../workers/protocol/envelopes.js';
+import { ThreadReplicaLink } from '../../workers/pool/thread-link.js';
 import { fixture, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 
 const MB = 1024 * 1024;
@@ -99,5 +100,32 @@ describe('large payloads between threads', () => {
     const answer = (await res.json()) as { survived: boolean; value: string };
     assert.equal(answer.survived, true);
     assert.ok(answer.value === value, 'the retried body reached the second replica changed');
+  });
+});
+
+describe('a replica thread given a batch of large bodies', () => {
+  test('reads a cancel between them: the confirmation comes before the batch is through, not after all of it', async () => {
+    const frames: ReplyFrame[] = [];
+    const link = new ThreadReplicaLink(
+      { replicaId: 'big/cpu/1', endpoint: 'big', device: 'cpu', node: 'local', region: 'local' },
+      { predictorPath: fixture('behaviours'), outputDir: tempDir(), settings: {}, produces: [], keepFiles: false },
+    );
+    await link.start({ onFrames: (batch) => frames.push(...batch), onLost: () => undefined });
+    try {
+      const body = Buffer.from(JSON.stringify({ value: Array.from({ length: 200_000 }, (_, i) => i % 1000) }));
+      const count = 8;
+      // One message with all of them (what the gateway sends when they arrive in one turn), then a cancel.
+      link.send(Array.from({ length: count }, (_, i) => ({ id: i + 1, body, bodyType: 'json' as const, encoding: 'json' as const, deadline: Date.now() + 60_000 })));
+      link.control({ t: 'cancel', id: 999 });
+      const deadline = Date.now() + 60_000;
+      while (frames.filter((f) => f.t === 'result').length < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      const order = frames.map((f) => f.t);
+      assert.equal(order.filter((t) => t === 'result').length, count, order.join(','));
+      assert.ok(order.indexOf('cancelled') < order.lastIndexOf('result'), `the cancel was answered only after every body: ${order.join(',')}`);
+      const first = frames.find((f) => f.t === 'result');
+      assert.equal((JSON.parse(Buffer.from(first!.t === 'result' ? first!.body : []).toString('utf8')) as { echo: number[] }).echo.length, 200_000);
+    } finally {
+      await link.stop({ now: true });
+    }
   });
 });

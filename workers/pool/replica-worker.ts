@@ -25,8 +25,9 @@ import { Cancellation } from './cancellation.js';
 import { parkWhileIdle } from './idle-park.js';
 import { asBytes, chunkBytes, decodeBody, encodeResult } from './encode.js';
 import { openOutputFile } from './output-files.js';
-import { postFrames, readRequests, type ThreadMessage } from './payload-transfer.js';
+import { OUT_OF_BAND_BYTES, postFrames, readRequests, type ThreadMessage } from './payload-transfer.js';
 import { ReplyOutbox } from './reply-outbox.js';
+import { TurnSpreader } from './turn-spreader.js';
 
 export interface SetupTask {
   op: 'setup';
@@ -57,6 +58,7 @@ let predictor: Predictor | undefined;
 let setupTask: SetupTask | undefined;
 let port: MessagePort | undefined;
 const active = new Map<number, Active>();
+const largeBodies = new TurnSpreader();
 /**
  * Frames produced in one turn leave as one message, a stream's chunks joined into runs; once no
  * request is left running, at once (the turn can only add frames of requests already answered,
@@ -176,6 +178,14 @@ async function handleMessage(envs: RequestEnvelope[]): Promise<void> {
   for (const env of envs) {
     if (env.op === 'metadata') {
       void answerMetadata(env.id);
+      continue;
+    }
+    if (env.body !== undefined && env.body.byteLength >= OUT_OF_BAND_BYTES) {
+      // A large body is decoded in a turn of its own, so cancels are read between them (turn-spreader.ts).
+      largeBodies.run(() => {
+        const p = prepare(env);
+        if (p) void handle(p);
+      });
       continue;
     }
     const p = prepare(env);
