@@ -144,8 +144,12 @@ async function main(): Promise<number> {
       }
       // Open loop at 80% of the rate this generator reached closed loop in this repetition: a
       // rate the target can serve, so the schedule can be kept and the cost is the generator's.
+      // It gets the closed loops' connection budget: at 80% of their rate it needs far fewer in
+      // steady state, and a larger cap only lets a stall of this shared machine open extra
+      // connections that then keep the target and the generator busier per request for the rest
+      // of the run.
       const reached = Math.round(rows.filter((r) => r.generator === 'switchyard bench').at(-1)!.rps * 0.8);
-      const open = await switchyard(url, bodyFile, seconds, ['--rate', String(reached), '--max-connections', String(connections * 4)]);
+      const open = await switchyard(url, bodyFile, seconds, ['--rate', String(reached), '--max-connections', String(connections)]);
       rows.push(open);
       process.stderr.write(`rep ${rep + 1} ${open.generator} at ${reached}/s: ${open.rps} req/s, ${open.cpuUsPerRequest} µs CPU per request, schedule ${open.kept ? 'kept' : 'not kept'}\n`);
     }
@@ -203,7 +207,7 @@ async function main(): Promise<number> {
     ...(result.loadAverage[0]! > result.machine.cores
       ? [`The machine was busy with other work (load average ${result.loadAverage[0]} on ${result.machine.cores} cores): achieved rates swing between repetitions; CPU per request is the steadier number.`, '']
       : []),
-    'CPU is the generator process\'s user + system time (start-up included) over its successful requests. The open-loop row runs `--rate` at 80% of the rate `switchyard bench` reached closed loop in the same repetition.',
+    'CPU is the generator process\'s user + system time (start-up included) over its successful requests. The open-loop row runs `--rate` at 80% of the rate `switchyard bench` reached closed loop in the same repetition, with the same connections at most (`--max-connections`).',
     `\`switchyard bench\` runs with its default load threads: ${defaultWorkers() === 0 ? 'with one spare core or none, the load runs on its main thread' : `${defaultWorkers()} worker threads`}. wrk runs one thread (\`-t1\`).`,
     '',
   ].join('\n');
