@@ -4,7 +4,7 @@
  * callbacks for each chunk, each finished request and the connection's end.
  */
 import { createRequire } from 'node:module';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
 
 /** node:tls is loaded on the first TLS connection: a plain-HTTP run spends no start-up on it. */
 let tlsModule: typeof import('node:tls') | undefined;
@@ -64,7 +64,8 @@ export function openSocket(host: string, port: number, tls: boolean, onData: OnD
   let socket: Socket;
   if (tls) {
     tlsModule ??= load('node:tls') as typeof import('node:tls');
-    socket = tlsModule.connect({ host, port, servername: host, rejectUnauthorized: false });
+    // SNI names a host, never an address (RFC 6066; node warns otherwise).
+    socket = tlsModule.connect({ host, port, ...(isIP(host) === 0 ? { servername: host } : {}), rejectUnauthorized: false });
     socket.on('data', (data: Buffer) => onData(data, data.length));
   } else {
     socket = netConnect({
