@@ -7,7 +7,7 @@
  * (reported as memory-backed only when it is one, e.g. tmpfs /tmp). Files never outlive their
  * response unless the endpoint keeps them (`keep_files`), so they take little of that memory.
  */
-import { accessSync, constants, statfsSync, statSync } from 'node:fs';
+import { accessSync, constants, readdirSync, rmdirSync, statfsSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -51,12 +51,71 @@ export function pickOutputRoot(env: NodeJS.ProcessEnv = process.env, tmpdir: str
 
 let chosen: OutputRoot | undefined;
 
-/** This process's default root, decided once. */
+/**
+ * This process's default root, decided once. Deciding it also clears away the empty default
+ * folders of processes that are gone (see sweepDeadProcessFolders).
+ */
 export function defaultOutputRoot(): OutputRoot {
-  return (chosen ??= pickOutputRoot());
+  if (chosen === undefined) {
+    chosen = pickOutputRoot();
+    sweepDeadProcessFolders(path.join(chosen.path, 'switchyard'));
+  }
+  return chosen;
+}
+
+function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, under another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Default output folders are named after their process (`<endpoint>-<pid>`, `node-<name>-<pid>`)
+ * and live in shared memory, so each gateway or node agent that ever ran would leave its folders
+ * behind. The next one to start removes those of processes no longer running, when they are empty:
+ * files an endpoint kept (`keep_files`) stay, with their folders. Folders of a live process are
+ * never touched, since its replicas may write there at any moment.
+ */
+export function sweepDeadProcessFolders(base: string, isAlive: (pid: number) => boolean = processIsAlive): void {
+  let entries;
+  try {
+    entries = readdirSync(base, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const pid = /-(\d+)$/.exec(entry.name)?.[1];
+    if (!entry.isDirectory() || pid === undefined || Number(pid) === process.pid || isAlive(Number(pid))) continue;
+    pruneEmptyFolders(path.join(base, entry.name));
+  }
 }
 
 /** An endpoint's default output folder in this process. */
 export function defaultOutputDir(endpoint: string): string {
   return path.join(defaultOutputRoot().path, 'switchyard', `${endpoint}-${process.pid}`);
+}
+
+/**
+ * Removes the empty folders of `dir` and then `dir` itself when empty, leaving every file (and
+ * the folders holding one) where it is: a process's default output folders live in shared memory
+ * (/dev/shm) and would otherwise pile up, one per endpoint per process, while files an endpoint
+ * keeps (`keep_files`) must survive it.
+ */
+export function pruneEmptyFolders(dir: string): void {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const entry of entries) if (entry.isDirectory()) pruneEmptyFolders(path.join(dir, entry.name));
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Not empty (a kept file), or gone already.
+  }
 }
