@@ -61,13 +61,17 @@ class AnnouncingServer(uvicorn.Server):
         print(f"listening on http://127.0.0.1:{port}", flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The options every FastAPI baseline takes (--port, --fast), and the caller's own."""
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--fast", action="store_true", help="uvloop + httptools instead of asyncio + h11")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def serve(application: FastAPI, args: argparse.Namespace) -> None:
+    """Runs `application` on uvicorn as --fast says, announcing the bound port."""
     config = uvicorn.Config(
-        app,
+        application,
         host="127.0.0.1",
         port=args.port,
         loop="uvloop" if args.fast else "asyncio",
@@ -76,6 +80,10 @@ def main() -> None:
         log_level="warning",
     )
     AnnouncingServer(config).run()
+
+
+def main() -> None:
+    serve(app, arguments(argparse.ArgumentParser()))
 
 
 if __name__ == "__main__":
