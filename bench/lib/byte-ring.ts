@@ -33,17 +33,21 @@ export function createRing(capacityBytes: number): RingBuffers {
 
 const align4 = (n: number): number => (n + 3) & ~3;
 
-export class RingWriter {
-  private readonly control: Int32Array;
-  private readonly bytes: Uint8Array;
-  private readonly words: Int32Array;
-  private offset = 0;
+/** What both ends of a ring hold: the shared words and bytes, and their own position in them. */
+abstract class RingEnd {
+  protected readonly control: Int32Array;
+  protected readonly bytes: Uint8Array;
+  protected readonly words: Int32Array;
+  protected offset = 0;
 
   constructor(buffers: RingBuffers) {
     this.control = new Int32Array(buffers.control);
     this.bytes = new Uint8Array(buffers.data);
     this.words = new Int32Array(buffers.data);
   }
+}
+
+export class RingWriter extends RingEnd {
 
   /** Appends one record; false when the ring has no room for it now. */
   write(record: Uint8Array): boolean {
@@ -69,17 +73,7 @@ export class RingWriter {
   }
 }
 
-export class RingReader {
-  private readonly control: Int32Array;
-  private readonly bytes: Uint8Array;
-  private readonly words: Int32Array;
-  private offset = 0;
-
-  constructor(buffers: RingBuffers) {
-    this.control = new Int32Array(buffers.control);
-    this.bytes = new Uint8Array(buffers.data);
-    this.words = new Int32Array(buffers.data);
-  }
+export class RingReader extends RingEnd {
 
   get pending(): boolean {
     return Atomics.load(this.control, USED) > 0;
