@@ -35,8 +35,8 @@ export class StreamRelay implements CallSink {
   private readonly tail: StreamTail;
   /** The transport sink the stream is written to; undefined while no client is attached. */
   private target: CallSink | undefined;
-  /** How the stream ended, while its ending waits for a client to hear it. */
-  private ending: { error: SwitchyardError | undefined } | undefined;
+  /** How the stream ended (and what predictStream returned), while its ending waits for a client to hear it. */
+  private ending: { error: SwitchyardError | undefined; returned?: unknown } | undefined;
   /** Chunks that arrived while no client was attached. */
   private undelivered = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -73,8 +73,8 @@ export class StreamRelay implements CallSink {
     else this.undelivered += runLength(run);
   }
 
-  onStreamEnd(): void {
-    this.settle(undefined);
+  onStreamEnd(returned?: unknown): void {
+    this.settle(undefined, returned);
   }
 
   onError(err: SwitchyardError): void {
@@ -82,13 +82,13 @@ export class StreamRelay implements CallSink {
     else this.settle(err);
   }
 
-  private settle(error: SwitchyardError | undefined): void {
-    this.ending = { error };
+  private settle(error: SwitchyardError | undefined, returned?: unknown): void {
+    this.ending = { error, returned };
     const target = this.target;
     if (!target) return;
     this.forget();
     if (error) target.onError(error);
-    else target.onStreamEnd();
+    else target.onStreamEnd(returned);
   }
 
   /**
@@ -137,7 +137,7 @@ export class StreamRelay implements CallSink {
     sink.onStreamStart(call.streamId!);
     // The replay goes as one run: one write (or one cork of messages) for all of it.
     if (replay.length > 0) sink.onChunks(joinChunks(replay.map((c) => c.data), replay[0]!.seq));
-    if (this.ending) this.settle(this.ending.error);
+    if (this.ending) this.settle(this.ending.error, this.ending.returned);
   }
 
   private expire(): void {

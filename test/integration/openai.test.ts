@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, it, test } from 'node:test';
 import OpenAI from 'openai';
 import { example, fixture, startGateway, type TestGateway } from '../helpers/gateway.js';
 
@@ -123,5 +123,30 @@ describe('OpenAI-compatible routes, driven by the openai package', () => {
 
   test('an endpoint without openai: is not reachable by its name as a model', async () => {
     await assert.rejects(client.chat.completions.create({ model: 'echo', messages: [] }), OpenAI.NotFoundError);
+  });
+});
+
+describe('OpenAI-compatible routes on an endpoint whose streams can be resumed', () => {
+  let gw: TestGateway;
+  let client: OpenAI;
+  before(async () => {
+    // Reconnectable streams pass through a relay: what predictStream returned must come through it too.
+    gw = await startGateway({ endpoints: { resumable: { predictor: example('parrot/predictor.js'), openai: { model: 'parrot-resumable' }, stream_reconnect: { grace_ms: 5_000 } } } });
+    client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'not-checked-here', maxRetries: 0 });
+  });
+  after(() => gw.close());
+
+  it('usage and finish_reason reach the client of an endpoint whose streams can be resumed', async () => {
+    const stream = await client.chat.completions.create({ model: 'parrot-resumable', messages: [{ role: 'user', content: 'a b c d' }], max_tokens: 3, stream: true, stream_options: { include_usage: true } });
+    const finishes: string[] = [];
+    let usage;
+    for await (const chunk of stream) {
+      if (chunk.usage) usage = chunk.usage;
+      for (const choice of chunk.choices) if (choice.finish_reason) finishes.push(choice.finish_reason);
+    }
+    assert.deepEqual(finishes, ['length']);
+    assert.deepEqual(usage, { prompt_tokens: 4, completion_tokens: 3, total_tokens: 7 });
+    const joined = await client.chat.completions.create({ model: 'parrot-resumable', messages: [{ role: 'user', content: 'hello there world' }] });
+    assert.deepEqual(joined.usage, { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 });
   });
 });
