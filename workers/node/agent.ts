@@ -36,7 +36,7 @@ import { ThreadReplicaLink } from '../pool/thread-link.js';
 import { TurnBatcher } from '../protocol/turn-batcher.js';
 import { RequestOrigins, type Origin } from './request-origins.js';
 import { packageLocator } from './package-locator.js';
-import { defaultOutputRoot } from '../pool/output-folder.js';
+import { defaultOutputDir } from '../pool/output-folder.js';
 import { pack, unpack, type ControlMessage, type ReplyFrame } from '../protocol/envelopes.js';
 
 import { parseNodeAgentOptions, type NodeAgentOptions, type NodeAgentSettings } from './options.js';
@@ -253,7 +253,7 @@ export class NodeAgent {
       {
         predictorPath,
         modelPath,
-        outputDir: path.join(defaultOutputRoot().path, 'switchyard', `node-${this.name}-${process.pid}`, req.key),
+        outputDir: path.join(defaultOutputDir(`node-${this.name}`), req.key),
         settings: req.settings ?? {},
         produces: req.produces ?? [],
         keepFiles: req.keepFiles === true,

@@ -30,7 +30,7 @@ export const nodeAgentOptionsSchema = z
       .refine(isSubjectToken, '--name must be 1-64 letters, digits, "_" or "-"')
       .default(defaultName),
     prefix: z.string().refine(isSubjectPrefix, '--prefix must be dot-separated tokens of letters, digits, "_" or "-"').default(DEFAULT_SUBJECT_PREFIX),
-    /** Artifact cache and replica output folders live here (default `.switchyard/node-<name>`). */
+    /** The artifact cache lives here (default `.switchyard/node-<name>`); replicas write their files in the default output folder (memory-backed where the machine has one). */
     workDir: z.string().min(1).optional(),
     /** Replicas hosted at once (default: CPU cores). */
     maxReplicas: positiveInt.optional(),
