@@ -8,13 +8,12 @@ export const pausedHttpStreams: ChaosCase = {
   endpoint: { max_concurrency: 32 },
   server: { stall_timeout_ms: 5000 },
   durationMs: 8000,
-  async run({ url, endpoint, signal }) {
-    const { port } = new URL(url);
+  async run({ port, endpoint, signal }) {
     const body = JSON.stringify({ stream: true, chunks: 1_000_000, size: 64 * 1024 });
     const sockets: net.Socket[] = [];
     let closedByServer = 0;
     for (let i = 0; i < 32; i++) {
-      const socket = net.connect(Number(port), '127.0.0.1');
+      const socket = net.connect(port, '127.0.0.1');
       socket.on('error', () => undefined);
       socket.on('close', () => closedByServer++);
       socket.write(`POST /inference/${endpoint} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);

@@ -17,7 +17,7 @@ import type { Channel, ChannelEvents, Outcome, RequestRecord } from './channel.j
 import { HttpChannel } from './http-channel.js';
 import { WsChannel } from './ws-channel.js';
 import { planDurationS, type LoadPlan } from './plan.js';
-import { createCountHistogram, createLatencyHistogram, recordCount, recordMs, type Histogram, type HistogramData } from './histograms.js';
+import { createCountHistogram, createLatencyHistogram, recordCount, recordMs, type Histogram } from './histograms.js';
 import type { BucketReport, WorkerTotals } from './totals.js';
 
 interface Bucket {
@@ -398,16 +398,15 @@ export class LoadDriver implements ChannelEvents {
   }
 
   private report(): WorkerTotals {
-    const encode = (h: Histogram): HistogramData => h.data();
     return {
       ...this.totals,
-      schedulerLag: encode(this.schedulerLag),
-      sendDelay: encode(this.sendDelay),
-      firstChunk: encode(this.firstChunk),
-      firstChunkUncorrected: encode(this.firstChunkUncorrected),
-      chunkGap: encode(this.chunkGap),
-      chunksPerStream: encode(this.chunksPerStream),
-      bytesPerStream: encode(this.bytesPerStream),
+      schedulerLag: this.schedulerLag.data(),
+      sendDelay: this.sendDelay.data(),
+      firstChunk: this.firstChunk.data(),
+      firstChunkUncorrected: this.firstChunkUncorrected.data(),
+      chunkGap: this.chunkGap.data(),
+      chunksPerStream: this.chunksPerStream.data(),
+      bytesPerStream: this.bytesPerStream.data(),
     };
   }
 }

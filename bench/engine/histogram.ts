@@ -198,13 +198,6 @@ export class Histogram {
     return histogram;
   }
 
-  reset(): void {
-    this.counts.fill(0);
-    this.total = 0;
-    this.minValue = Number.MAX_SAFE_INTEGER;
-    this.maxValue = 0;
-  }
-
   /** Counts lie between the indexes of the smallest and largest values recorded: loops stay there. */
   private firstIndex(): number {
     return indexOf(this.minValue);

@@ -107,7 +107,8 @@ function validate(options: HttpLoadOptions): void {
   if (!(options.durationS > 0)) throw new Error('duration must be a positive number of seconds');
 }
 
-function requestHeaders(options: HttpLoadOptions): Record<string, string> {
+/** The caller's headers, with `content-type: application/json` for a body whose type it does not name. */
+export function requestHeaders(options: Pick<HttpLoadOptions, 'headers' | 'body'>): Record<string, string> {
   const headers: Record<string, string> = { ...options.headers };
   const named = new Set(Object.keys(headers).map((h) => h.toLowerCase()));
   if (options.body !== undefined && !named.has('content-type')) headers['content-type'] = 'application/json';

@@ -8,7 +8,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { createLatencyHistogram, encodeHistogram, recordMs, summarize } from './latency.js';
-import { round, type ErrorCounts, type HttpLoadResult } from './http-load.js';
+import { requestHeaders, round, type ErrorCounts, type HttpLoadResult } from './http-load.js';
 
 export interface SerialLoadOptions {
   url: string;
@@ -28,12 +28,8 @@ const CONTENT_LENGTH = /\r\ncontent-length: *(\d+)/i;
 function requestBytes(options: SerialLoadOptions, url: URL): Buffer {
   const method = options.method ?? (options.body === undefined ? 'GET' : 'POST');
   const body = options.body === undefined ? undefined : Buffer.from(options.body);
-  const headers: Record<string, string> = { host: url.host, ...options.headers };
-  const named = new Set(Object.keys(headers).map((h) => h.toLowerCase()));
-  if (body) {
-    if (!named.has('content-type')) headers['content-type'] = 'application/json';
-    headers['content-length'] = String(body.byteLength);
-  }
+  const headers: Record<string, string> = { host: url.host, ...requestHeaders(options) };
+  if (body) headers['content-length'] = String(body.byteLength);
   const head = `${method} ${url.pathname}${url.search} HTTP/1.1\r\n${Object.entries(headers)
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('')}\r\n`;
@@ -144,7 +140,6 @@ export function measureSerial(options: SerialLoadOptions): Promise<HttpLoadResul
     const watch = (): void => {
       timer = setTimeout(() => {
         if (sentAt !== 0n && Number(process.hrtime.bigint() - sentAt) / 1e6 > timeoutMs) {
-          errors.timeouts++;
           finish(new Error(`${options.url} did not answer within ${timeoutMs / 1000} s`));
         } else {
           watch();
