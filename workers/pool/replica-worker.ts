@@ -51,7 +51,8 @@ export interface StopTask {
 
 interface Active {
   cancel: Cancellation;
-  credit: CreditGate;
+  /** A stream's credit, made when it starts streaming (unary requests never need one). */
+  credit?: CreditGate;
 }
 
 let predictor: Predictor | undefined;
@@ -108,15 +109,15 @@ function onMessage(message: ThreadMessage): void {
   if (!entry) return;
   if (raw.t === 'cancel') {
     entry.cancel.abort(new SwitchyardError('SY_CANCELLED', 'the request was cancelled'));
-    entry.credit.open();
+    entry.credit?.open();
   } else if (raw.t === 'credit') {
-    entry.credit.grant(raw.n);
+    entry.credit?.grant(raw.n);
   }
 }
 
 /** Credit for several streams, returned by the gateway in one turn. */
 function grantCredits(ids: readonly number[], ns: readonly number[]): void {
-  for (let i = 0; i < ids.length; i++) active.get(ids[i]!)?.credit.grant(ns[i]!);
+  for (let i = 0; i < ids.length; i++) active.get(ids[i]!)?.credit?.grant(ns[i]!);
 }
 
 interface Prepared {
@@ -130,7 +131,7 @@ interface Prepared {
 /** Registers the request and decodes its body; a body that does not decode is answered here. */
 function prepare(env: RequestEnvelope): Prepared | undefined {
   const cancel = new Cancellation();
-  const entry: Active = { cancel, credit: new CreditGate(env.credit) };
+  const entry: Active = { cancel };
   active.set(env.id, entry);
   try {
     const { input, stream } = env.input !== undefined ? { input: env.input, stream: env.stream === true } : decodeBody(env.body, env.bodyType);
@@ -149,7 +150,7 @@ function prepare(env: RequestEnvelope): Prepared | undefined {
     return { env, input, stream: stream || env.stream === true, req, entry };
   } catch (err) {
     emitError(env.id, err);
-    active.delete(env.id);
+    settled(env.id);
     return undefined;
   }
 }
@@ -161,11 +162,16 @@ async function handle(p: Prepared): Promise<void> {
   } catch (err) {
     if (!p.entry.cancel.aborted) emitError(p.env.id, err);
   } finally {
-    active.delete(p.env.id);
-    if (active.size === 0) {
-      outbox.flush();
-      parkSoon();
-    }
+    settled(p.env.id);
+  }
+}
+
+/** Request `id` is answered; once none runs, this turn's frames go at once and the thread may park. */
+function settled(id: number): void {
+  active.delete(id);
+  if (active.size === 0) {
+    outbox.flush();
+    parkSoon();
   }
 }
 
@@ -218,13 +224,9 @@ async function handleMessage(envs: RequestEnvelope[]): Promise<void> {
     } catch (err) {
       emitError(p.env.id, err);
     } finally {
-      active.delete(p.env.id);
+      settled(p.env.id);
     }
   });
-  if (active.size === 0) {
-    outbox.flush();
-    parkSoon();
-  }
 }
 
 /** The predictor's `metadata()` (null without one), as a JSON result. */
@@ -283,6 +285,7 @@ function splitCheckpoint(item: unknown): { data: string | Uint8Array; checkpoint
 
 async function runStream(env: RequestEnvelope, input: unknown, req: PredictRequest, entry: Active): Promise<void> {
   const id = env.id;
+  const credit = (entry.credit = new CreditGate(env.credit));
   if (typeof predictor!.predictStream !== 'function') {
     throw new SwitchyardError('SY_STREAM_UNSUPPORTED', 'this endpoint does not stream: its predictor has no predictStream()');
   }
@@ -317,7 +320,7 @@ async function runStream(env: RequestEnvelope, input: unknown, req: PredictReque
       const { data, checkpoint } = splitCheckpoint(step.value);
       if (++seq <= delivered) continue;
       const size = outbox.chunk(id, data, resumable === 'checkpoint' ? checkpoint : undefined);
-      const wait = entry.credit.spend(size, entry.cancel);
+      const wait = credit.spend(size, entry.cancel);
       if (wait) await wait;
       if (entry.cancel.aborted) break;
     }
