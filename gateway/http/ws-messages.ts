@@ -7,6 +7,12 @@
  * and a unary JSON or msgpack answer, already encoded by the replica, is spliced in without being
  * parsed again. JSON has no bytes: a chunk that is valid UTF-8 goes as a string, any other chunk
  * (and a byte result or a file) as base64 marked `"encoding": "base64"`.
+ *
+ * A large answer is copied once, into its frame: a byte answer over msgpack gets a hand-written
+ * bin header instead of a trip through msgpackr (whose scratch buffer would grow to the answer and
+ * then be copied out), and base64 is written into the frame's bytes piece by piece instead of
+ * being made one string (Node makes a string that large outside the JS heap, and uWS.js copies a
+ * string's UTF-8 again when it sends it; bytes it sends where they lie).
  */
 import { isUtf8 } from 'node:buffer';
 import { SwitchyardError } from '../../workers/protocol/errors.js';
@@ -118,6 +124,23 @@ function errorFields(err: SwitchyardError): { code: string; message: string; ret
 
 const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
+/** Input bytes base64-encoded per piece: a multiple of 3, so the pieces join with no padding between them. */
+const BASE64_PIECE = 48 * 1024;
+
+/** `prefix`, the base64 of `bytes`, `suffix`, as one buffer, with no string of the whole. */
+export function base64Frame(prefix: string, bytes: Uint8Array, suffix: string): Buffer {
+  const source = asBuffer(bytes);
+  const encodedLength = 4 * Math.ceil(source.byteLength / 3);
+  const frame = Buffer.allocUnsafe(Buffer.byteLength(prefix) + encodedLength + Buffer.byteLength(suffix));
+  // The id in the prefix may be any text; base64 is ASCII.
+  let at = frame.write(prefix, 0, 'utf8');
+  for (let i = 0; i < source.byteLength; i += BASE64_PIECE) {
+    at += frame.write(source.subarray(i, i + BASE64_PIECE).toString('base64'), at, 'latin1');
+  }
+  frame.write(suffix, at, 'utf8');
+  return frame;
+}
+
 class JsonReplies implements ReplyEncoder {
   /** `{"id":<id>,` once per request. */
   private readonly head: string;
@@ -131,7 +154,7 @@ class JsonReplies implements ReplyEncoder {
   chunk(data: Uint8Array, seq: number, stream?: string): ReplyFrame {
     const bytes = asBuffer(data);
     if (isUtf8(bytes)) return this.textChunk(bytes.toString('utf8'), seq, stream);
-    return { data: `${this.chunkHead(seq, stream)}"${bytes.toString('base64')}","encoding":"base64"}`, binary: false };
+    return { data: base64Frame(`${this.chunkHead(seq, stream)}"`, bytes, '","encoding":"base64"}'), binary: false };
   }
 
   chunks(run: ChunkRun, stream: string | undefined, out: (frame: ReplyFrame) => void): void {
@@ -163,7 +186,7 @@ class JsonReplies implements ReplyEncoder {
   }
 
   file(bytes: Uint8Array, contentType: string): ReplyFrame {
-    return { data: `${this.head}"result":"${asBuffer(bytes).toString('base64')}","encoding":"base64","content_type":${JSON.stringify(contentType)}}`, binary: false };
+    return { data: base64Frame(`${this.head}"result":"`, bytes, `","encoding":"base64","content_type":${JSON.stringify(contentType)}}`), binary: false };
   }
 
   done(): ReplyFrame {
@@ -197,14 +220,13 @@ class MsgpackReplies implements ReplyEncoder {
   result(body: Uint8Array, contentType: string): ReplyFrame {
     if (contentType !== 'application/msgpack') return this.file(body, contentType);
     this.resultHead ??= packOwned({ id: this.id, result: null }).subarray(0, -1);
-    const frame = new Uint8Array(this.resultHead.byteLength + body.byteLength);
-    frame.set(this.resultHead, 0);
-    frame.set(body, this.resultHead.byteLength);
-    return { data: frame, binary: true };
+    return { data: joined(this.resultHead, body), binary: true };
   }
 
   file(bytes: Uint8Array, contentType: string): ReplyFrame {
-    return { data: packOwned({ id: this.id, result: bytes, content_type: contentType }), binary: true };
+    // `result` last, as a bin written here: the map's head comes from msgpackr, the bytes are copied once.
+    const head = packOwned({ id: this.id, content_type: contentType, result: null }).subarray(0, -1);
+    return { data: joined(head, binHeader(bytes.byteLength), bytes), binary: true };
   }
 
   done(): ReplyFrame {
@@ -214,6 +236,28 @@ class MsgpackReplies implements ReplyEncoder {
   error(err: SwitchyardError): ReplyFrame {
     return { data: packOwned({ id: this.id, error: errorFields(err) }), binary: true };
   }
+}
+
+/** A msgpack bin header for `length` bytes (bin 8, 16 or 32). */
+function binHeader(length: number): Uint8Array {
+  if (length < 0x100) return Uint8Array.of(0xc4, length);
+  if (length < 0x10000) return Uint8Array.of(0xc5, length >>> 8, length & 0xff);
+  const header = new Uint8Array(5);
+  header[0] = 0xc6;
+  new DataView(header.buffer).setUint32(1, length);
+  return header;
+}
+
+function joined(...parts: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const part of parts) length += part.byteLength;
+  const frame = new Uint8Array(length);
+  let at = 0;
+  for (const part of parts) {
+    frame.set(part, at);
+    at += part.byteLength;
+  }
+  return frame;
 }
 
 export function replyEncoder(id: ClientId | null, binary: boolean): ReplyEncoder {
