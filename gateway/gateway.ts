@@ -137,7 +137,10 @@ export class Gateway {
     this.uws = loadUws({ allowJsFallback: config.server.allow_js_fallback });
     this.log = options.logger ?? pino({ level: config.server.log_level, base: { svc: 'switchyard' } }, pino.destination(2));
     this.stalls = new StallWatch(config.server.stall_timeout_ms);
-    this.metrics = new GatewayMetrics(() => this.endpoints.values());
+    this.metrics = new GatewayMetrics(
+      () => this.endpoints.values(),
+      () => this.webSockets?.load(),
+    );
     const observer: EndpointObserver = {
       onFinished: (endpoint, status, latencyMs) => this.metrics.onFinished(endpoint, status, latencyMs),
       onReplicaEvent: (endpoint, event) => this.metrics.onReplicaEvent(endpoint, event),

@@ -159,9 +159,13 @@ export const serverSchema = z
     max_body_bytes: positiveInt.default(16 * 1024 * 1024),
     /** Largest unary answer (a result, or a file sent whole over a WebSocket); above it: 500 SY_RESPONSE_TOO_LARGE. */
     max_response_bytes: positiveInt.default(128 * 1024 * 1024),
-    /** Requests one WebSocket may have in flight; more are refused with SY_CONNECTION_BUSY. */
+    /** Requests one WebSocket may have open (running, or held until its client reads); more are refused with SY_CONNECTION_BUSY. */
     ws_max_in_flight: positiveInt.default(64),
-    /** Unread reply bytes buffered for one WebSocket above which its new requests are refused. */
+    /**
+     * Reply bytes the gateway holds for one WebSocket: its unread replies plus the expected answers of
+     * its running unary requests. A request that would pass it waits in the gateway until the client
+     * reads; stream replay tails past it refuse new requests (SY_CONNECTION_BUSY).
+     */
     ws_max_buffered_bytes: positiveInt.default(8 * 1024 * 1024),
     /** A response (HTTP or WebSocket) whose client reads nothing for this long is cancelled and its connection closed. */
     stall_timeout_ms: positiveInt.default(30_000),

@@ -13,11 +13,13 @@
  * reaches maxBackpressure (past which it would drop messages). Closing the socket cancels every
  * request on it.
  *
- * Budget (connection-budget.ts): a socket has at most `ws_max_in_flight` requests, new ones are
- * refused while its unread replies pass `ws_max_buffered_bytes`, and a socket holding bytes its
- * client has not taken for `stall_timeout_ms` is closed (1008) and its requests cancelled. Streams
- * a slow reader has paused hold no replica slot (the endpoint parks them), so they cannot starve
- * other clients meanwhile.
+ * Budget (connection-budget.ts): a socket has at most `ws_max_in_flight` requests open; a request
+ * starts (goes to the endpoint) only while its socket's unread replies plus the expected answers
+ * of its running unary requests fit `ws_max_buffered_bytes`, and is held here until the client
+ * reads otherwise (or answered SY_DEADLINE_EXCEEDED when its timeout passes first); a socket
+ * holding bytes its client has not taken for `stall_timeout_ms` is closed (1008) and its requests
+ * cancelled. Streams a slow reader has paused hold no replica slot (the endpoint parks them), so
+ * they cannot starve other clients meanwhile.
  */
 import { close, readFile } from 'node:fs';
 import { unlink } from 'node:fs/promises';
@@ -28,6 +30,7 @@ import type { Endpoint } from '../endpoints/endpoint.js';
 import type { ApiKeys } from './auth.js';
 import type { ChunkRun } from '../../workers/protocol/chunk-run.js';
 import { admitRequest, CLOSE_POLICY_VIOLATION, type ConnectionBudget } from './connection-budget.js';
+import { RequestPacer } from './ws-pacer.js';
 import { endpointFor } from './endpoint-for.js';
 import { webSocketOffer } from './websocket-auth.js';
 import { streamTimeoutsFor } from '../endpoints/stream-deadlines.js';
@@ -77,7 +80,13 @@ class WsCall implements CallSink {
     private readonly connection: WsConnection,
     readonly key: string,
     readonly replies: ReplyEncoder,
+    /** A unary request (not a stream): its answer comes whole, of a size known only then. */
+    readonly unary: boolean,
   ) {}
+
+  get deadline(): number {
+    return this.call.deadline;
+  }
 
   onResult(body: Uint8Array, contentType: string): void {
     this.connection.finish(this, this.replies.result(body, contentType));
@@ -112,6 +121,16 @@ const frameBytes = (frame: ReplyFrame): number => (typeof frame.data === 'string
 /** The most a message can add to uWS's buffer: its UTF-8 (at most 3 bytes per UTF-16 unit) and a frame header (at most 14 bytes). */
 const maxWireBytes = (out: Outgoing): number => (typeof out.frame.data === 'string' ? 3 * out.bytes : out.bytes) + 14;
 
+/** What the gateway holds for its WebSocket clients right now (GET /metrics). */
+export interface WebSocketLoad {
+  /** Reply bytes queued here or in uWS that clients have not taken. */
+  unreadBytes: number;
+  /** Expected answer bytes of the unary requests running for them. */
+  expectedBytes: number;
+  /** Requests held until their client reads. */
+  heldRequests: number;
+}
+
 class WsConnection {
   private ws: WebSocket<SocketData> | undefined;
   private open = true;
@@ -125,8 +144,9 @@ class WsConnection {
   private queue: Array<Outgoing | undefined> = [];
   private head = 0;
   /** Chunks sent and not yet acknowledged, per stream in order of sending: acknowledged once the socket is below HIGH_WATER. */
-  private held: Array<{ call: Call; n: number }> = [];
+  private unacked: Array<{ call: Call; n: number }> = [];
   private flushScheduled = false;
+  private readonly pacer: RequestPacer<WsCall>;
 
   constructor(
     private readonly endpoint: Endpoint,
@@ -134,7 +154,17 @@ class WsConnection {
     private readonly origin: RequestOrigin,
     private readonly limitBytes: number,
     private readonly budget: ConnectionBudget,
-  ) {}
+  ) {
+    this.pacer = new RequestPacer<WsCall>(budget.maxBufferedBytes, {
+      unreadBytes: () => this.bufferedBytes(),
+      start: (request) => this.endpoint.submit(request.call),
+      expire: (request, waitedMs) => {
+        if (this.live.get(request.key) === request) this.live.delete(request.key);
+        const reason = `the request waited ${waitedMs} ms in the gateway for this socket's client to read its earlier replies (server.ws_max_buffered_bytes is ${budget.maxBufferedBytes}) and never reached a replica`;
+        this.send(request.replies.error(new SwitchyardError('SY_DEADLINE_EXCEEDED', reason)));
+      },
+    });
+  }
 
   attach(ws: WebSocket<SocketData>): void {
     this.ws = ws;
@@ -152,7 +182,8 @@ class WsConnection {
       const request = this.live.get(key);
       if (!request) return;
       this.live.delete(key);
-      this.endpoint.cancel(request.call);
+      if (!this.pacer.isHeld(request)) this.endpoint.cancel(request.call);
+      this.pacer.withdraw(request);
       this.send(request.replies.error(new SwitchyardError('SY_CANCELLED', 'the request was cancelled')));
       return;
     }
@@ -162,7 +193,7 @@ class WsConnection {
       return;
     }
     const budget = this.budget;
-    const admission = admitRequest({ inFlight: this.live.size, bufferedBytes: this.bufferedBytes(), refusedInARow: this.refusedInARow }, budget);
+    const admission = admitRequest({ inFlight: this.live.size, retainedBytes: this.replayBytes(), refusedInARow: this.refusedInARow }, budget);
     if (admission.verdict !== 'accept') {
       this.refusedInARow++;
       if (admission.verdict === 'close') this.shut(CLOSE_POLICY_VIOLATION, admission.reason);
@@ -184,8 +215,8 @@ class WsConnection {
       fileType = parsed.accept;
     }
     const timeoutMs = Math.min(parsed.timeoutMs ?? config.timeout_ms, config.timeout_ms);
-    const sink = new WsCall(this, key, replies);
-    const call = buildCall(sink, {
+    const sink = new WsCall(this, key, replies, !parsed.stream);
+    buildCall(sink, {
       payload: { input: parsed.input, stream: parsed.stream },
       encoding: binary ? 'msgpack' : 'json',
       fileType,
@@ -195,7 +226,15 @@ class WsConnection {
       origin: this.origin,
     });
     this.live.set(key, sink);
-    this.endpoint.submit(call);
+    this.pacer.admit(sink);
+  }
+
+  /** This socket's share of the gateway's WebSocket load. */
+  addLoad(load: WebSocketLoad): void {
+    if (!this.open) return;
+    load.unreadBytes += this.queuedBytes + (this.ws ? this.ws.getBufferedAmount() : 0);
+    load.expectedBytes += this.pacer.expectedBytes();
+    load.heldRequests += this.pacer.heldCount;
   }
 
   /** `{"id", "resume": <stream>, "last_seq": n}`: the stream continues on this socket under this id, from chunk n + 1. */
@@ -204,7 +243,7 @@ class WsConnection {
       this.send(replies.error(new SwitchyardError('SY_BAD_REQUEST', `id ${key} is already in use on this socket; pick another id for the resume`)));
       return;
     }
-    const sink = new WsCall(this, key, replies);
+    const sink = new WsCall(this, key, replies, false);
     try {
       const registry = this.endpoint.reconnect;
       if (!registry) throw new SwitchyardError('SY_STREAM_GONE', `endpoint "${this.endpoint.name}" keeps no stream for a reconnect (stream_reconnect.grace_ms is 0)`);
@@ -221,6 +260,7 @@ class WsConnection {
   /** The last message of a request: its id is free again. */
   finish(request: WsCall, frame: ReplyFrame): void {
     if (this.live.get(request.key) === request) this.live.delete(request.key);
+    this.pacer.answered(request, frameBytes(frame));
     this.send(frame);
   }
 
@@ -294,7 +334,7 @@ class WsConnection {
           this.queuedBytes -= out.bytes;
           ws.send(out.frame.data, out.frame.binary);
           room -= most;
-          if (out.creditOf) this.hold(out.creditOf);
+          if (out.creditOf) this.sentChunk(out.creditOf);
         }
       });
       if (this.head === this.queue.length) {
@@ -305,19 +345,21 @@ class WsConnection {
         this.head = 0;
       }
     }
-    if (this.held.length > 0 && this.head === this.queue.length && ws.getBufferedAmount() < HIGH_WATER) {
-      const held = this.held;
-      this.held = [];
-      for (const { call, n } of held) this.endpoint.ack(call, n);
+    if (this.unacked.length > 0 && this.head === this.queue.length && ws.getBufferedAmount() < HIGH_WATER) {
+      const unacked = this.unacked;
+      this.unacked = [];
+      for (const { call, n } of unacked) this.endpoint.ack(call, n);
     }
     this.watchStall(ws.getBufferedAmount());
+    // Every answer, cancel and drain ends in a flush: the moment bytes may have left the budget.
+    this.pacer.release();
   }
 
   /** Counts a sent chunk against its stream; a stream's consecutive chunks make one entry (one acknowledgement). */
-  private hold(call: Call): void {
-    const last = this.held[this.held.length - 1];
+  private sentChunk(call: Call): void {
+    const last = this.unacked[this.unacked.length - 1];
     if (last !== undefined && last.call === call) last.n++;
-    else this.held.push({ call, n: 1 });
+    else this.unacked.push({ call, n: 1 });
   }
 
   /** Watched while bytes wait for the client; the clock starts when they begin to wait. */
@@ -362,8 +404,9 @@ class WsConnection {
     this.ws = undefined;
     this.queue = [];
     this.head = 0;
-    this.held = [];
-    const requests = [...this.live.values()];
+    this.unacked = [];
+    const requests = [...this.live.values()].filter((request) => !this.pacer.isHeld(request));
+    this.pacer.clear();
     this.live.clear();
     // Streams on endpoints with stream_reconnect wait for their client to resume them elsewhere.
     for (const request of requests) this.endpoint.leave(request.call, request);
@@ -376,6 +419,8 @@ export const CLOSE_GOING_AWAY = 1001;
 /** The open sockets, so shutdown can close them with a code rather than let them drop. */
 export interface OpenWebSockets {
   closeAll(code: number, reason: string): void;
+  /** Summed over the open sockets. */
+  load(): WebSocketLoad;
 }
 
 export function installWebSocket(app: TemplatedApp, ctx: WebSocketContext): OpenWebSockets {
@@ -429,6 +474,11 @@ export function installWebSocket(app: TemplatedApp, ctx: WebSocketContext): Open
     closeAll(code, reason) {
       for (const connection of [...open]) connection.shut(code, reason);
       open.clear();
+    },
+    load() {
+      const load: WebSocketLoad = { unreadBytes: 0, expectedBytes: 0, heldRequests: 0 };
+      for (const connection of open) connection.addLoad(load);
+      return load;
     },
   };
 }

@@ -6,6 +6,7 @@
 import * as hdr from 'hdr-histogram-js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Endpoint } from '../endpoints/endpoint.js';
+import type { WebSocketLoad } from '../http/websocket.js';
 
 const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -26,7 +27,11 @@ export class GatewayMetrics {
   private readonly replacements: Counter<'endpoint' | 'reason'>;
   private readonly unhandledRejections: Counter<'endpoint'>;
 
-  constructor(endpoints: () => Iterable<Endpoint>) {
+  constructor(
+    endpoints: () => Iterable<Endpoint>,
+    /** What the open WebSockets hold; undefined before the server listens. */
+    webSockets: () => WebSocketLoad | undefined = () => undefined,
+  ) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'switchyard_process_' });
     this.requests = new Counter({ name: 'switchyard_requests_total', help: 'Requests finished, by endpoint and HTTP status.', labelNames: ['endpoint', 'status'], registers });
@@ -79,6 +84,22 @@ export class GatewayMetrics {
         for (const ep of endpoints()) this.set({ endpoint: ep.name }, ep.inFlight);
       },
     });
+    const wsGauge = (name: string, help: string, field: keyof WebSocketLoad) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(webSockets()?.[field] ?? 0);
+        },
+      });
+    wsGauge('switchyard_ws_unread_reply_bytes', 'Reply bytes the gateway holds for WebSocket clients that have not read them (queued, and in uWS buffers).', 'unreadBytes');
+    wsGauge(
+      'switchyard_ws_expected_reply_bytes',
+      "Expected answer bytes of the unary WebSocket requests running on replicas (each socket's largest recent answer per request); counted against server.ws_max_buffered_bytes with the unread ones.",
+      'expectedBytes',
+    );
+    wsGauge('switchyard_ws_held_requests', 'WebSocket requests held in the gateway, not yet sent to a replica, until their client reads its earlier replies (server.ws_max_buffered_bytes).', 'heldRequests');
     new Gauge({
       name: 'switchyard_queue_depth',
       help: 'Requests waiting for a replica.',
