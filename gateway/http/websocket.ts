@@ -31,6 +31,8 @@ import type { ApiKeys } from './auth.js';
 import type { ChunkRun } from '../../workers/protocol/chunk-run.js';
 import { admitRequest, CLOSE_POLICY_VIOLATION, type ConnectionBudget } from './connection-budget.js';
 import { RequestPacer } from './ws-pacer.js';
+import { noteLargePayload } from '../../workers/pool/memory-reclaim.js';
+import { OUT_OF_BAND_BYTES } from '../../workers/pool/payload-transfer.js';
 import { endpointFor } from './endpoint-for.js';
 import { webSocketOffer } from './websocket-auth.js';
 import { streamTimeoutsFor } from '../endpoints/stream-deadlines.js';
@@ -333,6 +335,8 @@ class WsConnection {
           this.queue[this.head++] = undefined;
           this.queuedBytes -= out.bytes;
           ws.send(out.frame.data, out.frame.binary);
+          // uWS wrote or copied it: a large frame is garbage now, which the thread's reclaimer counts.
+          if (out.bytes >= OUT_OF_BAND_BYTES) noteLargePayload(out.bytes);
           room -= most;
           if (out.creditOf) this.sentChunk(out.creditOf);
         }
@@ -400,6 +404,8 @@ class WsConnection {
     if (!this.open) return;
     this.open = false;
     this.budget.stalls.unwatch(this);
+    // What the client never took is garbage now.
+    if (this.queuedBytes > 0) noteLargePayload(this.queuedBytes);
     this.queuedBytes = 0;
     this.ws = undefined;
     this.queue = [];
