@@ -84,15 +84,20 @@ export const REPLY_SIZE_WINDOW = 8;
 export class ReplySizes {
   private readonly sizes: number[] = [];
   private next = 0;
+  /** Kept with each answer: it is read for every request. */
+  private largest: number | undefined;
 
   note(bytes: number): void {
     if (this.sizes.length < REPLY_SIZE_WINDOW) this.sizes.push(bytes);
     else this.sizes[this.next] = bytes;
     this.next = (this.next + 1) % REPLY_SIZE_WINDOW;
+    let largest = 0;
+    for (const size of this.sizes) if (size > largest) largest = size;
+    this.largest = largest;
   }
 
   /** The largest recent answer; undefined before the first. */
   expected(): number | undefined {
-    return this.sizes.length === 0 ? undefined : Math.max(...this.sizes);
+    return this.largest;
   }
 }
