@@ -4,22 +4,22 @@
  * tagged with that id (shapes: ws-messages.ts, docs/streaming.md). A bad message is answered with
  * an error message; the socket stays open.
  *
- * Backpressure: replies leave through one ordered queue per socket, sent corked once per turn and
- * only while uWS buffers less than HIGH_WATER. Each chunk is its own message; the chunks of a run
- * (what the replica produced in one turn) are queued together and go out in that turn's cork. A
- * stream chunk's credit goes back to its replica once the chunk was sent below that mark, in one
- * acknowledgement per stream per flush, otherwise at `drain`. So a slow reader pauses the
- * generators feeding it, the queue holds at most each stream's credit of chunks, and uWS never
- * reaches maxBackpressure (past which it would drop messages). Closing the socket cancels every
- * request on it.
+ * Backpressure (ws-reply-queue.ts): replies leave through one ordered queue per socket, sent
+ * corked once per turn and only while uWS buffers less than HIGH_WATER. Each chunk is its own
+ * message; the chunks of a run (what the replica produced in one turn) are queued together and go
+ * out in that turn's cork. A stream chunk's credit goes back to its replica once the chunk was
+ * sent below that mark, in one acknowledgement per stream per flush, otherwise at `drain`. So a
+ * slow reader pauses the generators feeding it, the queue holds at most each stream's credit of
+ * chunks, and uWS never reaches maxBackpressure (past which it would drop messages). Closing the
+ * socket cancels every request on it.
  *
- * Budget (connection-budget.ts): a socket has at most `ws_max_in_flight` requests open; a request
- * starts (goes to the endpoint) only while its socket's unread replies plus the expected answers
- * of its running unary requests fit `ws_max_buffered_bytes`, and is held here until the client
- * reads otherwise (or answered SY_DEADLINE_EXCEEDED when its timeout passes first); a socket
- * holding bytes its client has not taken for `stall_timeout_ms` is closed (1008) and its requests
- * cancelled. Streams a slow reader has paused hold no replica slot (the endpoint parks them), so
- * they cannot starve other clients meanwhile.
+ * Budget (connection-budget.ts, ws-pacer.ts): a socket has at most `ws_max_in_flight` requests
+ * open; a request starts (goes to the endpoint) only while its socket's unread replies plus the
+ * expected answers of its running unary requests fit `ws_max_buffered_bytes`, and is held here
+ * until the client reads otherwise (or answered SY_DEADLINE_EXCEEDED when its timeout passes
+ * first); a socket holding bytes its client has not taken for `stall_timeout_ms` is closed (1008)
+ * and its requests cancelled. Streams a slow reader has paused hold no replica slot (the endpoint
+ * parks them), so they cannot starve other clients meanwhile.
  */
 import { close, readFile } from 'node:fs';
 import { unlink } from 'node:fs/promises';
@@ -31,8 +31,7 @@ import type { ApiKeys } from './auth.js';
 import type { ChunkRun } from '../../workers/protocol/chunk-run.js';
 import { admitRequest, CLOSE_POLICY_VIOLATION, type ConnectionBudget } from './connection-budget.js';
 import { RequestPacer } from './ws-pacer.js';
-import { noteLargePayload } from '../../workers/pool/memory-reclaim.js';
-import { OUT_OF_BAND_BYTES } from '../../workers/pool/payload-transfer.js';
+import { frameBytes, HIGH_WATER, ReplyQueue } from './ws-reply-queue.js';
 import { endpointFor } from './endpoint-for.js';
 import { webSocketOffer } from './websocket-auth.js';
 import { streamTimeoutsFor } from '../endpoints/stream-deadlines.js';
@@ -40,8 +39,6 @@ import { writeError } from './respond.js';
 import { buildCall, requestOrigin, type RequestOrigin } from './request-builder.js';
 import { parseClientMessage, replyEncoder, type ClientId, type ReplyEncoder, type ReplyFrame } from './ws-messages.js';
 
-/** Above this many buffered bytes a socket gets nothing more until it drains. */
-const HIGH_WATER = 1024 * 1024;
 /** uWS drops messages past this; the queue keeps sends below HIGH_WATER, so it is a backstop. */
 const MAX_BACKPRESSURE = 4 * HIGH_WATER;
 /** Seconds without traffic before uWS closes a socket; uWS pings idle clients before that. */
@@ -59,13 +56,6 @@ export interface WebSocketContext {
 
 interface SocketData {
   connection: WsConnection;
-}
-
-interface Outgoing {
-  frame: ReplyFrame;
-  bytes: number;
-  /** The stream whose credit this chunk holds. */
-  creditOf: Call | undefined;
 }
 
 
@@ -118,11 +108,6 @@ class WsCall implements CallSink {
   }
 }
 
-const frameBytes = (frame: ReplyFrame): number => (typeof frame.data === 'string' ? frame.data.length : frame.data.byteLength);
-
-/** The most a message can add to uWS's buffer: its UTF-8 (at most 3 bytes per UTF-16 unit) and a frame header (at most 14 bytes). */
-const maxWireBytes = (out: Outgoing): number => (typeof out.frame.data === 'string' ? 3 * out.bytes : out.bytes) + 14;
-
 /** What the gateway holds for its WebSocket clients right now (GET /metrics). */
 export interface WebSocketLoad {
   /** Reply bytes queued here or in uWS that clients have not taken. */
@@ -136,17 +121,12 @@ export interface WebSocketLoad {
 class WsConnection {
   private ws: WebSocket<SocketData> | undefined;
   private open = true;
-  /** Bytes in `queue`, not yet handed to uWS. */
-  private queuedBytes = 0;
   /** When the client last took bytes (or the socket had none waiting): the stall clock. */
   lastProgressAt = 0;
   private lastBuffered = 0;
   private refusedInARow = 0;
   private readonly live = new Map<string, WsCall>();
-  private queue: Array<Outgoing | undefined> = [];
-  private head = 0;
-  /** Chunks sent and not yet acknowledged, per stream in order of sending: acknowledged once the socket is below HIGH_WATER. */
-  private unacked: Array<{ call: Call; n: number }> = [];
+  private readonly replies: ReplyQueue;
   private flushScheduled = false;
   private readonly pacer: RequestPacer<WsCall>;
 
@@ -157,6 +137,7 @@ class WsConnection {
     private readonly limitBytes: number,
     private readonly budget: ConnectionBudget,
   ) {
+    this.replies = new ReplyQueue((call, n) => this.endpoint.ack(call, n));
     this.pacer = new RequestPacer<WsCall>(budget.maxBufferedBytes, {
       unreadBytes: () => this.bufferedBytes(),
       start: (request) => this.endpoint.submit(request.call),
@@ -234,7 +215,7 @@ class WsConnection {
   /** This socket's share of the gateway's WebSocket load. */
   addLoad(load: WebSocketLoad): void {
     if (!this.open) return;
-    load.unreadBytes += this.queuedBytes + (this.ws ? this.ws.getBufferedAmount() : 0);
+    load.unreadBytes += this.replies.bytes + (this.ws ? this.ws.getBufferedAmount() : 0);
     load.expectedBytes += this.pacer.expectedBytes();
     load.heldRequests += this.pacer.heldCount;
   }
@@ -287,7 +268,7 @@ class WsConnection {
 
   /** Reply bytes the client has not taken: queued here and buffered in uWS. */
   bufferedBytes(): number {
-    return this.queuedBytes + (this.ws ? this.ws.getBufferedAmount() : 0) + this.replayBytes();
+    return this.replies.bytes + (this.ws ? this.ws.getBufferedAmount() : 0) + this.replayBytes();
   }
 
   /** Bytes held in the replay tails of this socket's streams (stream_reconnect): memory this client costs too. */
@@ -301,9 +282,7 @@ class WsConnection {
 
   send(frame: ReplyFrame, creditOf?: Call): void {
     if (!this.open) return;
-    const bytes = frameBytes(frame);
-    this.queuedBytes += bytes;
-    this.queue.push({ frame, bytes, creditOf });
+    this.replies.push(frame, creditOf);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       // Frames of one replica batch arrive in one synchronous run: one cork for all of them.
@@ -319,58 +298,17 @@ class WsConnection {
     const buffered = ws.getBufferedAmount();
     // The client took bytes since the last look (uWS's buffer shrank): that is progress.
     if (buffered < this.lastBuffered) this.lastProgressAt = this.budget.stalls.now();
-    if (this.head < this.queue.length && buffered < HIGH_WATER) {
-      ws.cork(() => {
-        // uWS's buffer grows by at most what is sent: it is read again only once the messages sent
-        // since the last look could have taken it to HIGH_WATER (one native call per few thousand
-        // small messages, not one per message), so the mark holds exactly as if read every time.
-        let room = HIGH_WATER - buffered;
-        while (this.head < this.queue.length) {
-          const out = this.queue[this.head]!;
-          const most = maxWireBytes(out);
-          if (most >= room) {
-            room = HIGH_WATER - ws.getBufferedAmount();
-            if (room <= 0) break;
-          }
-          this.queue[this.head++] = undefined;
-          this.queuedBytes -= out.bytes;
-          ws.send(out.frame.data, out.frame.binary);
-          // uWS wrote or copied it: a large frame is garbage now, which the thread's reclaimer counts.
-          if (out.bytes >= OUT_OF_BAND_BYTES) noteLargePayload(out.bytes);
-          room -= most;
-          if (out.creditOf) this.sentChunk(out.creditOf);
-        }
-      });
-      if (this.head === this.queue.length) {
-        this.queue = [];
-        this.head = 0;
-      } else if (this.head > 1024) {
-        this.queue = this.queue.slice(this.head);
-        this.head = 0;
-      }
-    }
-    if (this.unacked.length > 0 && this.head === this.queue.length && ws.getBufferedAmount() < HIGH_WATER) {
-      const unacked = this.unacked;
-      this.unacked = [];
-      for (const { call, n } of unacked) this.endpoint.ack(call, n);
-    }
+    this.replies.sendInto(ws, buffered);
     this.watchStall(ws.getBufferedAmount());
     // Every answer, cancel and drain ends in a flush: the moment bytes may have left the budget.
     this.pacer.release();
-  }
-
-  /** Counts a sent chunk against its stream; a stream's consecutive chunks make one entry (one acknowledgement). */
-  private sentChunk(call: Call): void {
-    const last = this.unacked[this.unacked.length - 1];
-    if (last !== undefined && last.call === call) last.n++;
-    else this.unacked.push({ call, n: 1 });
   }
 
   /** Watched while bytes wait for the client; the clock starts when they begin to wait. */
   private watchStall(buffered: number): void {
     const stalls = this.budget.stalls;
     this.lastBuffered = buffered;
-    if (buffered === 0 && this.head === this.queue.length) {
+    if (buffered === 0 && this.replies.empty) {
       this.lastProgressAt = 0;
       stalls.unwatch(this);
       return;
@@ -404,13 +342,8 @@ class WsConnection {
     if (!this.open) return;
     this.open = false;
     this.budget.stalls.unwatch(this);
-    // What the client never took is garbage now.
-    if (this.queuedBytes > 0) noteLargePayload(this.queuedBytes);
-    this.queuedBytes = 0;
+    this.replies.clear();
     this.ws = undefined;
-    this.queue = [];
-    this.head = 0;
-    this.unacked = [];
     const requests = [...this.live.values()].filter((request) => !this.pacer.isHeld(request));
     this.pacer.clear();
     this.live.clear();
