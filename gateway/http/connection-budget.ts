@@ -12,9 +12,10 @@
  * answers of its running requests stay within `ws_max_buffered_bytes`, and waits in the gateway
  * (held, not yet sent to a replica) otherwise. A client that reads is slowed to its own pace,
  * never refused for it; one that stops reading costs the gateway at most the budget plus one
- * answer. The expected size of an answer is the largest of the socket's last few answers; the
- * first unary request on a socket runs alone until its answer gives one. Bytes that reading does
- * not free (stream replay tails) refuse new requests once they pass the budget.
+ * answer. The expected size of an answer is the largest of the socket's last few answers (of its
+ * endpoint's, before the socket has any); with none known, one unary request runs alone until its
+ * answer gives one. Bytes that reading does not free (stream replay tails) refuse new requests
+ * once they pass the budget.
  *
  * A socket that takes no bytes for the stall timeout is closed with 1008 and its requests cancelled.
  */

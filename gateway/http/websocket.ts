@@ -29,7 +29,7 @@ import type { Call, CallSink } from '../endpoints/call.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { ApiKeys } from './auth.js';
 import type { ChunkRun } from '../../workers/protocol/chunk-run.js';
-import { admitRequest, CLOSE_POLICY_VIOLATION, type ConnectionBudget } from './connection-budget.js';
+import { admitRequest, CLOSE_POLICY_VIOLATION, ReplySizes, type ConnectionBudget } from './connection-budget.js';
 import { RequestPacer } from './ws-pacer.js';
 import { frameBytes, HIGH_WATER, ReplyQueue } from './ws-reply-queue.js';
 import { endpointFor } from './endpoint-for.js';
@@ -136,6 +136,7 @@ class WsConnection {
     private readonly origin: RequestOrigin,
     private readonly limitBytes: number,
     private readonly budget: ConnectionBudget,
+    endpointSizes: ReplySizes,
   ) {
     this.replies = new ReplyQueue((call, n) => this.endpoint.ack(call, n));
     this.pacer = new RequestPacer<WsCall>(budget.maxBufferedBytes, {
@@ -146,7 +147,7 @@ class WsConnection {
         const reason = `the request waited ${waitedMs} ms in the gateway for this socket's client to read its earlier replies (server.ws_max_buffered_bytes is ${budget.maxBufferedBytes}) and never reached a replica`;
         this.send(request.replies.error(new SwitchyardError('SY_DEADLINE_EXCEEDED', reason)));
       },
-    });
+    }, endpointSizes);
   }
 
   attach(ws: WebSocket<SocketData>): void {
@@ -364,6 +365,8 @@ export interface OpenWebSockets {
 
 export function installWebSocket(app: TemplatedApp, ctx: WebSocketContext): OpenWebSockets {
   const open = new Set<WsConnection>();
+  // Per endpoint, for sockets with no answer yet; weak, as endpoints come and go with deployments.
+  const answerSizes = new WeakMap<Endpoint, ReplySizes>();
   let maxPayloadLength = ctx.maxBodyBytes;
   for (const endpoint of ctx.endpoints.values()) maxPayloadLength = Math.max(maxPayloadLength, endpoint.config.max_body_bytes ?? ctx.maxBodyBytes);
 
@@ -387,7 +390,9 @@ export function installWebSocket(app: TemplatedApp, ctx: WebSocketContext): Open
         return;
       }
       const limit = endpoint.config.max_body_bytes ?? ctx.maxBodyBytes;
-      const connection = new WsConnection(endpoint, requestOrigin(req, ctx.region), limit, ctx.budget);
+      let sizes = answerSizes.get(endpoint);
+      if (!sizes) answerSizes.set(endpoint, (sizes = new ReplySizes()));
+      const connection = new WsConnection(endpoint, requestOrigin(req, ctx.region), limit, ctx.budget, sizes);
       res.upgrade<SocketData>(
         { connection },
         req.getHeader('sec-websocket-key'),

@@ -5,6 +5,11 @@
  * here, in order of arrival, until the client reads, or answered as expired when its deadline
  * passes first. Unary answers have no credit (one comes whole, of a size known only once made),
  * so this is what keeps a client that stops reading from piling answers up in the gateway.
+ *
+ * An answer is expected to be as large as the largest of the socket's last few; a socket with no
+ * answer yet takes its endpoint's last few WebSocket answers instead (so a slow first request
+ * does not hold the others of a new socket), and only when there are none either does its first
+ * unary request run alone until it answers.
  */
 import { mayStart, ReplySizes } from './connection-budget.js';
 
@@ -36,6 +41,8 @@ export class RequestPacer<R extends PacedRequest> {
   constructor(
     private readonly maxBufferedBytes: number,
     private readonly hooks: PacerHooks<R>,
+    /** The endpoint's recent WebSocket answers, all sockets: the estimate before this socket has its own. */
+    private readonly endpointSizes: ReplySizes = new ReplySizes(),
   ) {}
 
   /** A new admitted request: it starts now if nothing is held before it and the budget has room, else it is held. */
@@ -80,7 +87,9 @@ export class RequestPacer<R extends PacedRequest> {
 
   /** The request's last reply, of `bytes`: a unary answer leaves the expected bytes and teaches the next estimate. */
   answered(request: R, bytes: number): void {
-    if (this.awaited.delete(request)) this.replySizes.note(bytes);
+    if (!this.awaited.delete(request)) return;
+    this.replySizes.note(bytes);
+    this.endpointSizes.note(bytes);
   }
 
   /** The request is cancelled: held, it is dropped; running, its answer is no longer expected. */
@@ -103,11 +112,15 @@ export class RequestPacer<R extends PacedRequest> {
 
   /** Expected answer bytes of the running unary requests. */
   expectedBytes(): number {
-    return this.awaited.size * (this.replySizes.expected() ?? 0);
+    return this.awaited.size * (this.expectedReply() ?? 0);
+  }
+
+  private expectedReply(): number | undefined {
+    return this.replySizes.expected() ?? this.endpointSizes.expected();
   }
 
   private mayStart(request: R): boolean {
-    const load = { unreadBytes: this.hooks.unreadBytes(), runningUnary: this.awaited.size, expectedReplyBytes: this.replySizes.expected() };
+    const load = { unreadBytes: this.hooks.unreadBytes(), runningUnary: this.awaited.size, expectedReplyBytes: this.expectedReply() };
     return mayStart(load, request.unary, this.maxBufferedBytes);
   }
 
