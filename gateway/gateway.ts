@@ -25,6 +25,7 @@ import { Endpoint, type EndpointObserver, type ReplicaFactory } from './endpoint
 import { Federation } from './federation/federation.js';
 import { LocalReplicaFactory, localPlacementProblem, outputDirOf } from './endpoints/local-replicas.js';
 import { defaultOutputRoot, isMemoryBacked } from '../workers/pool/output-folder.js';
+import { setPollWindow } from '../workers/pool/polling.js';
 import { installRoutes } from './http/app.js';
 import { CLOSE_GOING_AWAY, type OpenWebSockets } from './http/websocket.js';
 import { StallWatch } from './http/stall-watch.js';
@@ -137,6 +138,7 @@ export class Gateway {
     this.uws = loadUws({ allowJsFallback: config.server.allow_js_fallback });
     this.log = options.logger ?? pino({ level: config.server.log_level, base: { svc: 'switchyard' } }, pino.destination(2));
     this.stalls = new StallWatch(config.server.stall_timeout_ms);
+    setPollWindow(config.server.poll_us);
     this.metrics = new GatewayMetrics(
       () => this.endpoints.values(),
       () => this.webSockets?.load(),

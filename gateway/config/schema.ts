@@ -169,6 +169,11 @@ export const serverSchema = z
     ws_max_buffered_bytes: positiveInt.default(8 * 1024 * 1024),
     /** A response (HTTP or WebSocket) whose client reads nothing for this long is cancelled and its connection closed. */
     stall_timeout_ms: positiveInt.default(30_000),
+    /**
+     * The longest a replica thread polls for its next request, and the gateway for a lone request's
+     * answer, instead of sleeping (µs; 0: never). Only with a core to spare (docs/replicas.md).
+     */
+    poll_us: nonNegativeInt.max(10_000).default(200),
     /** Upper bound on waiting for in-flight requests at SIGTERM. */
     shutdown_grace_ms: nonNegativeInt.default(10_000),
     /** Serve even if uWebSockets.js fell back to its slow pure-JS server. */

@@ -19,6 +19,14 @@ export type ReplicaState = 'starting' | 'ready' | 'draining' | 'wedged' | 'stopp
 
 const LATENCY_ALPHA = 0.1;
 
+/**
+ * Replicas with requests in flight, over the whole gateway. A request alone in the gateway tells
+ * its link how soon its answer should come (ReplicaLink.send), so a local thread's answer can be
+ * polled for instead of woken for: a poll holds the event loop, which only a lone request can
+ * afford.
+ */
+let busyReplicas = 0;
+
 /** Replicas given requests or owed credit this turn; each sends them as one batch in the next. */
 const batches = new TurnBatcher<Replica>((replicas) => {
   for (const replica of replicas) replica.flush();
@@ -111,11 +119,12 @@ export class Replica implements RoutableReplica {
     call.dispatchedAt = now;
     call.attempts++;
     this.calls.set(call.id, call);
+    if (this.calls.size === 1) busyReplicas++;
     this.pending.push(call.env);
     if (this.pending.length > 1) return;
     // Alone on an idle replica, it leaves now: waiting for the next turn only adds latency. On a
     // busy replica it opens this turn's batch, which leaves in the next turn.
-    if (this.calls.size === 1) this.flush();
+    if (this.calls.size === 1) this.flush(busyReplicas === 1 ? this.latencyMs * 1000 : undefined);
     else this.schedule();
   }
 
@@ -130,6 +139,7 @@ export class Replica implements RoutableReplica {
   release(call: Call, now: number): void {
     this.parked.delete(call);
     if (!this.calls.delete(call.id)) return;
+    if (this.calls.size === 0) busyReplicas--;
     call.replica = undefined;
     this.served++;
     const sample = Math.max(0.01, now - call.dispatchedAt);
@@ -144,12 +154,13 @@ export class Replica implements RoutableReplica {
     return true;
   }
 
-  flush(): void {
+  /** `answerExpectedUs`: see ReplicaLink.send. */
+  flush(answerExpectedUs?: number): void {
     this.scheduled = false;
     if (this.pending.length > 0) {
       const reqs = this.pending;
       this.pending = [];
-      this.link.send(reqs);
+      this.link.send(reqs, answerExpectedUs);
     }
     if (this.credited.size > 0) this.returnCredit();
   }

@@ -87,3 +87,53 @@ test("with only an unref'd timer the replica parks, and the timer still fires", 
   await link.stop();
   assert.ok(existsSync(teardownMark), 'stopping a parked replica ran its teardown (the stop task reached the thread)');
 });
+
+const waiterPath = path.join(dir, 'waiter.mjs');
+writeFileSync(
+  waiterPath,
+  `export default {
+  async predict(input, req) {
+    await new Promise((resolve) => setImmediate(resolve));
+    return { aborted: req.signal.aborted };
+  },
+};
+`,
+);
+
+test('a request handed to a waiting replica through its mailbox and then cancelled on its port is cancelled, not answered', async () => {
+  const link = new ThreadReplicaLink(
+    { replicaId: 'waiter/cpu/1', endpoint: 'waiter', device: 'cpu', node: 'local', region: 'here' },
+    { predictorPath: waiterPath, outputDir: path.join(dir, 'out'), settings: {}, produces: [], keepFiles: false },
+  );
+  const frames: ReplyFrame[] = [];
+  let answered: ((id: number) => void) | undefined;
+  await link.start({
+    onFrames: (batch) => {
+      frames.push(...batch);
+      for (const frame of batch) if (frame.t === 'result') answered?.(frame.id);
+    },
+    onLost: (reason) => assert.fail(`the replica was lost: ${reason}`),
+  });
+  const request = (id: number) => ({ id, encoding: 'json' as const, deadline: Date.now() + 30_000, body: Buffer.from('{}'), bodyType: 'json' as const });
+  const answer = (id: number) => new Promise<void>((resolve) => (answered = (got) => got === id && resolve()));
+
+  try {
+    const first = answer(1);
+    link.send([request(1)]);
+    await first;
+    // Idle now: the thread waits with its mailbox open.
+    await delay(PARK_MAX_MS / 5);
+    const before = link.mailboxed.requests;
+    link.send([request(2)]);
+    link.control({ t: 'cancel', id: 2 });
+    assert.equal(link.mailboxed.requests, before + 1, 'the request went through the mailbox, the cancel after it on the port');
+    // A later request's answer comes after anything request 2 produced.
+    const third = answer(3);
+    link.send([request(3)]);
+    await third;
+    assert.ok(frames.some((f) => f.t === 'cancelled' && f.id === 2), 'the cancel reached the thread');
+    assert.equal(frames.filter((f) => f.t === 'result' && f.id === 2).length, 0, 'the cancel was read after the request it cancels: no answer for it');
+  } finally {
+    await link.stop({ now: true });
+  }
+});

@@ -1,9 +1,15 @@
 /**
- * An idle replica thread parks in Atomics.wait instead of waiting in its event loop, and the
- * gateway wakes it after each post. A thread in its loop is woken through libuv (an eventfd, epoll,
- * then the MessagePort's event dispatch); a parked one is woken by the futex itself and reads its
- * port at once with receiveMessageOnPort. bench:handoff measures the difference (port-park against
- * port-msgpack): about 10 µs and a quarter of the CPU of a lone round trip.
+ * An idle replica thread waits for work outside its event loop: it polls for a short while, then
+ * parks in Atomics.wait, and the gateway wakes it after each post. A thread in its loop is woken
+ * through libuv (an eventfd, epoll, then the MessagePort's event dispatch); a parked one is woken
+ * by the futex itself and reads its port at once with receiveMessageOnPort; a polling one sees the
+ * post within a few hundred nanoseconds, and a lone request put in its mailbox (mailbox.ts) costs
+ * neither side a system call. bench:handoff measures each of these.
+ *
+ * Polling is for requests that come back to back (one client at one connection, say): a thread
+ * polls only when its last wait ended within the poll window (`server.poll_us`), for at most that
+ * long, and only as polling.ts allows (a spare core, a poller's place free). Anything else parks
+ * at once.
  *
  * A parked thread runs nothing else, so it parks only when nothing but its ports keeps its loop
  * alive (no timer, socket, file operation or immediate of the predictor's would be held up), never
@@ -12,24 +18,27 @@
  * turns parking off before it asks the thread to stop (piscina's stop task arrives on a port of
  * piscina's own, which a parked thread would not read).
  *
- * Wake-up protocol on an Int32Array over a SharedArrayBuffer, [SEQ, PARKED, OFF]: the gateway posts,
- * then bumps SEQ and notifies if PARKED. The thread reads SEQ, raises PARKED, looks at its port
- * once more, and waits only while SEQ is unchanged, so a post never goes unseen.
+ * Wake-up protocol on an Int32Array over a SharedArrayBuffer, [SEQ, PARKED, OFF, REPLIES]: the
+ * gateway posts (or fills the mailbox), then bumps SEQ and notifies if PARKED. The thread reads SEQ
+ * before it opens its mailbox and waits only while SEQ is unchanged, so a post never goes unseen.
+ * REPLIES is the thread's count of its own posts, which a gateway polling for an answer watches.
  */
-import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import type { Inbox } from './mailbox.js';
+import { Poller, type Pollers } from './polling.js';
 
 const SEQ = 0;
 const PARKED = 1;
 const OFF = 2;
+const REPLIES = 3;
 
 /** The longest a thread stays parked before its event loop runs once more. */
 export const PARK_MAX_MS = 50;
 
 export function createParking(): SharedArrayBuffer {
-  return new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT);
+  return new SharedArrayBuffer(4 * Int32Array.BYTES_PER_ELEMENT);
 }
 
-/** The gateway's side: call after every post to the thread. */
+/** The gateway's side: call after every post to the thread, or message put in its mailbox. */
 export function wakeParked(parking: Int32Array): void {
   Atomics.add(parking, SEQ, 1);
   if (Atomics.load(parking, PARKED) === 1) Atomics.notify(parking, SEQ);
@@ -41,32 +50,65 @@ export function stopParking(parking: Int32Array): void {
   wakeParked(parking);
 }
 
+/** The thread's side: it posted on its port (an answer the gateway may be polling for). */
+export function notePosted(parking: Int32Array): void {
+  Atomics.add(parking, REPLIES, 1);
+}
+
+/** The gateway's side: how many posts the thread has made (compare two readings for a change). */
+export function postsMade(parking: Int32Array): number {
+  return Atomics.load(parking, REPLIES);
+}
+
 /** Only MessagePorts keep this thread's loop alive: parking holds nothing of anyone's up. */
 function onlyPortsActive(): boolean {
   for (const resource of process.getActiveResourcesInfo()) if (resource !== 'MessagePort') return false;
   return true;
 }
 
-/**
- * The thread's side: parks if `idle()` says so and nothing else is pending, handing what arrives on
- * `port` to `onMessage`, then returns to the event loop (a request runs there). True when it parked
- * the whole PARK_MAX_MS without a message: the caller parks again after one turn of its loop.
- */
-export function parkWhileIdle(parking: Int32Array, port: MessagePort, idle: () => boolean, onMessage: (message: unknown) => void): boolean {
-  if (Atomics.load(parking, OFF) === 1 || !idle() || !onlyPortsActive()) return false;
-  const seq = Atomics.load(parking, SEQ);
-  Atomics.store(parking, PARKED, 1);
-  let received = receiveMessageOnPort(port);
-  let timedOut = false;
-  if (!received) {
-    timedOut = Atomics.wait(parking, SEQ, seq, PARK_MAX_MS) === 'timed-out';
-    received = receiveMessageOnPort(port);
+/** The thread's side of parking: call `park` when it may be idle. */
+export class IdleParking<M> {
+  private readonly parking: Int32Array;
+  private readonly poller: Poller;
+  /** The last wait ended by a request within the poll window: requests come back to back. */
+  private backToBack = false;
+
+  constructor(
+    parking: SharedArrayBuffer,
+    pollers: Pollers,
+    private readonly inbox: Inbox<M>,
+  ) {
+    this.parking = new Int32Array(parking);
+    this.poller = new Poller(pollers);
   }
-  Atomics.store(parking, PARKED, 0);
-  if (received) timedOut = false;
-  while (received) {
-    onMessage(received.message);
-    received = receiveMessageOnPort(port);
+
+  /**
+   * Waits for work if `idle()` says so and nothing else is pending, handing what arrives to the
+   * inbox, then returns to the event loop (a request runs there). True when it waited the whole
+   * PARK_MAX_MS without a message: the caller parks again after one turn of its loop.
+   */
+  park(idle: () => boolean): boolean {
+    const { parking } = this;
+    if (Atomics.load(parking, OFF) === 1 || !idle() || !onlyPortsActive()) return false;
+    const seq = Atomics.load(parking, SEQ);
+    this.inbox.box.open();
+    // A post that came before SEQ was read is on the port already, its event not yet run.
+    const waiting = this.inbox.fromPortNow();
+    if (waiting) {
+      this.inbox.settle(waiting);
+      return false;
+    }
+    const started = performance.now();
+    const windowMs = this.poller.windowUs / 1000;
+    if (this.backToBack) this.poller.poll(() => Atomics.load(parking, SEQ) !== seq, started + windowMs);
+    let timedOut = false;
+    if (Atomics.load(parking, SEQ) === seq) {
+      Atomics.store(parking, PARKED, 1);
+      timedOut = Atomics.wait(parking, SEQ, seq, PARK_MAX_MS) === 'timed-out';
+      Atomics.store(parking, PARKED, 0);
+    }
+    const delivered = this.inbox.settle();
+    this.backToBack = delivered && performance.now() - started < windowMs;
+    return timedOut && !delivered && Atomics.load(parking, OFF) === 0;
   }
-  return timedOut && Atomics.load(parking, OFF) === 0;
 }

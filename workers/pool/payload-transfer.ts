@@ -24,7 +24,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { noteLargePayload } from './memory-reclaim.js';
-import { packOwned, postPacked, unpack, type ControlMessage, type ReplyFrame, type RequestBatch, type RequestEnvelope } from '../protocol/envelopes.js';
+import { pack, packOwned, postPacked, unpack, type ControlMessage, type ReplyFrame, type RequestBatch, type RequestEnvelope } from '../protocol/envelopes.js';
 
 /** Byte fields this long or longer travel beside the envelope instead of inside it. */
 export const OUT_OF_BAND_BYTES = 64 * 1024;
@@ -103,6 +103,23 @@ export function postFrames(port: MessagePort, frames: ReplyFrame[]): void {
     return frame;
   });
   oob.post(port, { frames: sent });
+}
+
+/**
+ * A batch of requests packed whole, for a mailbox (mailbox.ts), or undefined when a body is large
+ * enough to travel beside the envelope. The bytes are the packer's scratch: copy them at once.
+ */
+export function packRequestsInline(reqs: RequestEnvelope[]): Uint8Array | undefined {
+  for (const env of reqs) if (large(env.body)) return undefined;
+  return pack({ reqs } satisfies RequestBatch);
+}
+
+/** A batch of frames packed whole, for a mailbox, or undefined when a result or chunk is large. */
+export function packFramesInline(frames: ReplyFrame[]): Uint8Array | undefined {
+  for (const frame of frames) {
+    if ((frame.t === 'result' && large(frame.body)) || (frame.t === 'chunk' && large(frame.data))) return undefined;
+  }
+  return pack({ frames });
 }
 
 /** The bytes an envelope field names by index, for a message that carried them beside it. */

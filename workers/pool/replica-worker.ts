@@ -22,10 +22,12 @@ import { loadPredictor } from '../predictor/loader.js';
 import { CreditGate } from '../protocol/credit.js';
 import type { ReplyFrame, RequestEnvelope } from '../protocol/envelopes.js';
 import { Cancellation } from './cancellation.js';
-import { parkWhileIdle } from './idle-park.js';
+import { IdleParking, notePosted } from './idle-park.js';
+import type { Pollers } from './polling.js';
+import { Inbox, Mailbox } from './mailbox.js';
 import { asBytes, chunkBytes, decodeBody, encodeResult } from './encode.js';
 import { openOutputFile } from './output-files.js';
-import { OUT_OF_BAND_BYTES, postFrames, readRequests, type ThreadMessage } from './payload-transfer.js';
+import { OUT_OF_BAND_BYTES, packFramesInline, postFrames, readRequests, type ThreadMessage } from './payload-transfer.js';
 import { ReplyOutbox } from './reply-outbox.js';
 import { TurnSpreader } from './turn-spreader.js';
 
@@ -43,6 +45,11 @@ export interface SetupTask {
   maxResponseBytes?: number | undefined;
   /** Shared with the gateway's link: this thread parks there while idle (idle-park.ts). */
   parking: SharedArrayBuffer;
+  /** Which threads of the process may poll for work while idle (idle-park.ts). */
+  pollers: Pollers;
+  /** Where a lone request comes while this thread polls, and its answer goes while the gateway polls (mailbox.ts). */
+  requestBox: SharedArrayBuffer;
+  replyBox: SharedArrayBuffer;
 }
 
 export interface StopTask {
@@ -66,22 +73,34 @@ const largeBodies = new TurnSpreader();
  * and a lone request does not wait).
  */
 const outbox = new ReplyOutbox((frames) => {
-  if (port) postFrames(port, frames);
+  if (!port) return;
+  // The gateway polls for this answer: it goes in the mailbox, without waking the gateway's loop.
+  if (replyBox?.isOpen) {
+    const packed = packFramesInline(frames);
+    if (packed && replyBox.put(packed, posted)) return;
+  }
+  postFrames(port, frames);
+  posted = (posted + 1) | 0;
+  if (parking) notePosted(parking);
 });
 
 let parking: Int32Array | undefined;
+let parker: IdleParking<ThreadMessage> | undefined;
+let replyBox: Mailbox | undefined;
+/** Messages posted on the port so far (a mailbox message says how many came before it). */
+let posted = 0;
 let parkScheduled = false;
 
 /** Once no request runs: after this turn, the thread parks until the gateway posts again. */
 function parkSoon(): void {
-  if (!parking || parkScheduled) return;
+  if (!parker || parkScheduled) return;
   parkScheduled = true;
   setImmediate(park);
 }
 
 function park(): void {
   parkScheduled = false;
-  if (parkWhileIdle(parking!, port!, () => active.size === 0, (message) => onMessage(message as ThreadMessage))) parkSoon();
+  if (parker!.park(() => active.size === 0)) parkSoon();
 }
 
 function emit(frame: ReplyFrame): void {
@@ -366,8 +385,10 @@ async function setup(task: SetupTask): Promise<void> {
     throw new SwitchyardError('SY_PREDICTOR_ERROR', 'the predictor reported not ready after setup()');
   }
   port = task.port;
-  port.on('message', onMessage);
+  const inbox = new Inbox<ThreadMessage>(port, new Mailbox(task.requestBox), onMessage);
   parking = new Int32Array(task.parking);
+  parker = new IdleParking(task.parking, task.pollers, inbox);
+  replyBox = new Mailbox(task.replyBox);
 }
 
 async function stop(): Promise<void> {

@@ -13,8 +13,10 @@ import { Piscina } from 'piscina';
 import { fromWire } from '../protocol/errors.js';
 import { postPacked, type ControlMessage, type RequestEnvelope } from '../protocol/envelopes.js';
 import type { ReplicaLink, ReplicaLinkEvents, ReplicaPlacement, StopOptions } from '../protocol/link.js';
-import { postRequests, readFrames, type ThreadMessage } from './payload-transfer.js';
-import { createParking, stopParking, wakeParked } from './idle-park.js';
+import { packRequestsInline, postRequests, readFrames, type ThreadMessage } from './payload-transfer.js';
+import { createParking, postsMade, stopParking, wakeParked } from './idle-park.js';
+import { Poller, processPollers, watchSpareCores } from './polling.js';
+import { createMailbox, Inbox, Mailbox } from './mailbox.js';
 import type { SetupTask, TaskResult } from './replica-worker.js';
 
 export interface ReplicaSpec {
@@ -29,6 +31,9 @@ export interface ReplicaSpec {
 }
 
 const WORKER_FILE = new URL('./replica-worker.js', import.meta.url).href;
+/** This thread polls for lone answers as polling.ts allows. */
+const poller = new Poller(processPollers);
+let watchingCores = false;
 const STOP_TIMEOUT_MS = 5_000;
 
 export class ThreadReplicaLink implements ReplicaLink {
@@ -43,6 +48,14 @@ export class ThreadReplicaLink implements ReplicaLink {
   private port: MessagePort | undefined;
   /** Where the thread parks while idle; every post wakes it (idle-park.ts). */
   private readonly parking = new Int32Array(createParking());
+  /** A lone request goes here while the thread polls; its answer comes back here while this thread polls (mailbox.ts). */
+  private readonly requestBox = createMailbox();
+  private readonly replyBox = createMailbox();
+  private requests: Mailbox | undefined;
+  private inbox: Inbox<ThreadMessage> | undefined;
+  /** Messages posted on the port so far (a mailbox message says how many came before it). */
+  private posted = 0;
+  private requestsBoxed = 0;
   private stopping = false;
   private lost = false;
   private events: ReplicaLinkEvents | undefined;
@@ -57,6 +70,10 @@ export class ThreadReplicaLink implements ReplicaLink {
 
   async start(events: ReplicaLinkEvents): Promise<void> {
     this.events = events;
+    if (!watchingCores) {
+      watchingCores = true;
+      watchSpareCores(processPollers);
+    }
     const pool = new Piscina({
       filename: WORKER_FILE,
       minThreads: 1,
@@ -74,9 +91,8 @@ export class ThreadReplicaLink implements ReplicaLink {
     pool.on('error', (err: Error) => this.markLost(`worker thread failed: ${err.message}`));
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    port1.on('message', (message: ThreadMessage) => {
-      events.onFrames(readFrames(message));
-    });
+    this.requests = new Mailbox(this.requestBox);
+    this.inbox = new Inbox<ThreadMessage>(port1, new Mailbox(this.replyBox), (message) => events.onFrames(readFrames(message)));
     port1.on('close', () => this.markLost('worker thread exited'));
     const task: SetupTask = {
       op: 'setup',
@@ -91,6 +107,9 @@ export class ThreadReplicaLink implements ReplicaLink {
       keepFiles: this.spec.keepFiles,
       maxResponseBytes: this.spec.maxResponseBytes,
       parking: this.parking.buffer as SharedArrayBuffer,
+      pollers: processPollers,
+      requestBox: this.requestBox,
+      replyBox: this.replyBox,
     };
     let result: TaskResult;
     try {
@@ -106,16 +125,56 @@ export class ThreadReplicaLink implements ReplicaLink {
     }
   }
 
-  send(reqs: RequestEnvelope[]): void {
+  send(reqs: RequestEnvelope[], answerExpectedUs?: number): void {
     if (this.lost || !this.port) return;
-    postRequests(this.port, reqs);
+    const repliesBefore = postsMade(this.parking);
+    if (!this.putInMailbox(reqs)) {
+      postRequests(this.port, reqs);
+      this.posted = (this.posted + 1) | 0;
+    }
     wakeParked(this.parking);
+    // A lone request whose answer should come within a poll: polled for after the caller's turn
+    // (its handler has returned), not inside it.
+    const windowUs = poller.windowUs;
+    if (answerExpectedUs !== undefined && answerExpectedUs <= windowUs && poller.allowed) {
+      queueMicrotask(() => this.awaitAnswer(repliesBefore, windowUs));
+    }
   }
 
   control(msg: ControlMessage): void {
     if (this.lost || !this.port) return;
     postPacked(this.port, msg);
+    this.posted = (this.posted + 1) | 0;
     wakeParked(this.parking);
+  }
+
+  /** A polling thread takes a small request from its mailbox: no post, no wake-up of its loop. */
+  private putInMailbox(reqs: RequestEnvelope[]): boolean {
+    const box = this.requests!;
+    if (!box.isOpen) return false;
+    const packed = packRequestsInline(reqs);
+    if (packed === undefined || !box.put(packed, this.posted)) return false;
+    this.requestsBoxed++;
+    return true;
+  }
+
+  /** How many request batches and answers went through the mailboxes instead of the port. */
+  get mailboxed(): { requests: number; answers: number } {
+    return { requests: this.requestsBoxed, answers: this.inbox?.boxed ?? 0 };
+  }
+
+  /**
+   * Polls for up to `awaitUs` for the thread's answer, and delivers it (with anything else the
+   * thread sent) at once instead of in a later turn of this event loop: a quick answer to a lone
+   * request then costs no wake-up of this thread.
+   */
+  private awaitAnswer(repliesBefore: number, awaitUs: number): void {
+    const inbox = this.inbox;
+    if (this.lost || !inbox) return;
+    inbox.box.open();
+    const { parking } = this;
+    poller.poll(() => !inbox.box.isOpen || postsMade(parking) !== repliesBefore, performance.now() + awaitUs / 1000);
+    inbox.settle();
   }
 
   /** `now`: terminate the thread without asking it to tear down (it works even on a thread stuck in a loop). */
