@@ -19,6 +19,10 @@
  * - port-park: port-msgpack, but the idle worker parks in Atomics.wait (as piscina's
  *   `atomics: 'sync'` does between tasks) and the sender notifies after posting; woken, the worker
  *   reads the port with receiveMessageOnPort. Its event loop does not run while it is parked.
+ * - mailbox-poll: what the replica link does (workers/pool/mailbox.ts, idle-park.ts, polling.ts):
+ *   port-park, but a lone message goes through a one-message SharedArrayBuffer mailbox while the
+ *   worker polls for it, and the main thread polls for a lone answer (up to --spin-us) in its own
+ *   mailbox; both poll only while the machine has a core to spare.
  *
  * Columns: round trips per second, round-trip p50/p99 in µs (per message, from its send to its
  * answer), and CPU µs per round trip (both threads: process.cpuUsage), which is what a busy-poll
@@ -28,11 +32,14 @@ import { isMainThread, Worker, workerData, MessageChannel, receiveMessageOnPort,
 import { parseArgs } from 'node:util';
 import { cpus, loadavg } from 'node:os';
 import { Packr } from 'msgpackr';
-import { packOwned, unpack } from '../workers/protocol/envelopes.js';
+import { ownPacked, pack, packOwned, unpack } from '../workers/protocol/envelopes.js';
+import { createMailbox, Inbox, Mailbox } from '../workers/pool/mailbox.js';
+import { createParking, IdleParking, notePosted, postsMade, stopParking, wakeParked } from '../workers/pool/idle-park.js';
+import { createPollers, Poller, watchSpareCores, type Pollers } from '../workers/pool/polling.js';
 import { createLatencyHistogram, recordMs, summarize } from './lib/latency.js';
 import { createRing, RingReader, RingWriter, type RingBuffers } from './lib/byte-ring.js';
 
-const CHANNELS = ['port-msgpack', 'port-clone', 'port-park', 'ring-waitasync', 'ring-spin', 'ring-wait'] as const;
+const CHANNELS = ['port-msgpack', 'port-clone', 'port-park', 'mailbox-poll', 'ring-waitasync', 'ring-spin', 'ring-wait'] as const;
 type ChannelName = (typeof CHANNELS)[number];
 
 const RING_BYTES = 1 << 20;
@@ -59,11 +66,15 @@ interface Frame {
 interface WorkerSetup {
   channel: ChannelName;
   port?: MessagePort;
-  /** port-park: [0] a wake-up sequence, [1] 1 while the worker is parked. */
+  /** port-park: [0] a wake-up sequence, [1] 1 while the worker is parked; mailbox-poll: idle-park.ts's words. */
   park?: SharedArrayBuffer;
   toWorker?: RingBuffers;
   toMain?: RingBuffers;
   spinUs: number;
+  /** mailbox-poll: the mailboxes each way, and the process's pollers. */
+  requestBox?: SharedArrayBuffer;
+  replyBox?: SharedArrayBuffer;
+  pollers?: Pollers;
 }
 
 /** The replica's side: every request becomes one result frame; a batch in, a batch out. */
@@ -76,6 +87,28 @@ const PARKED = 1;
 
 function runWorker(setup: WorkerSetup): void {
   const { channel } = setup;
+  if (channel === 'mailbox-poll') {
+    const port = setup.port!;
+    const parking = new Int32Array(setup.park!);
+    const replyBox = new Mailbox(setup.replyBox!);
+    let posted = 0;
+    const serve = (msg: Uint8Array): void => {
+      const packed = pack({ frames: answer(unpack<{ reqs: Envelope[] }>(msg).reqs) });
+      if (replyBox.isOpen && replyBox.put(packed, posted)) return;
+      const owned = ownPacked(packed);
+      port.postMessage(owned, [owned.buffer]);
+      posted++;
+      notePosted(parking);
+    };
+    const parker = new IdleParking(setup.park!, setup.pollers!, new Inbox<Uint8Array>(port, new Mailbox(setup.requestBox!), serve));
+    port.on('close', () => process.exit(0));
+    const loop = (): void => {
+      parker.park(() => true);
+      setImmediate(loop);
+    };
+    loop();
+    return;
+  }
   if (channel === 'port-park') {
     const port = setup.port!;
     const park = new Int32Array(setup.park!);
@@ -152,6 +185,7 @@ interface MainSide {
 
 async function openChannel(channel: ChannelName, spinUs: number, onFrames: (frames: Frame[]) => void): Promise<MainSide> {
   const file = new URL(import.meta.url);
+  if (channel === 'mailbox-poll') return openMailboxChannel(file, spinUs, onFrames);
   if (channel === 'port-msgpack' || channel === 'port-clone' || channel === 'port-park') {
     const { port1, port2 } = new MessageChannel();
     const parkBuffer = new SharedArrayBuffer(8);
@@ -205,6 +239,48 @@ async function openChannel(channel: ChannelName, spinUs: number, onFrames: (fram
     },
     async close() {
       closed = true;
+      await worker.terminate();
+    },
+  };
+}
+
+/** The main side of mailbox-poll, as workers/pool/thread-link.ts does it. */
+async function openMailboxChannel(file: URL, spinUs: number, onFrames: (frames: Frame[]) => void): Promise<MainSide> {
+  const { port1, port2 } = new MessageChannel();
+  const parkBuffer = createParking();
+  const parking = new Int32Array(parkBuffer);
+  const requestBox = createMailbox();
+  const replyBox = createMailbox();
+  const pollers = createPollers();
+  const stopWatching = watchSpareCores(pollers);
+  const poller = new Poller(pollers);
+  const setup: WorkerSetup = { channel: 'mailbox-poll', port: port2, park: parkBuffer, spinUs, requestBox, replyBox, pollers };
+  const worker = new Worker(file, { workerData: setup, transferList: [port2] });
+  await new Promise((resolve) => worker.once('online', resolve));
+  const requests = new Mailbox(requestBox);
+  const inbox = new Inbox<Uint8Array>(port1, new Mailbox(replyBox), (msg) => onFrames(unpack<{ frames: Frame[] }>(msg).frames));
+  let posted = 0;
+  const awaitAnswer = (before: number): void => {
+    inbox.box.open();
+    poller.poll(() => !inbox.box.isOpen || postsMade(parking) !== before, performance.now() + spinUs / 1000);
+    inbox.settle();
+  };
+  return {
+    send(reqs) {
+      const before = postsMade(parking);
+      const packed = pack({ reqs });
+      if (!(requests.isOpen && requests.put(packed, posted))) {
+        const owned = ownPacked(packed);
+        port1.postMessage(owned, [owned.buffer]);
+        posted++;
+      }
+      wakeParked(parking);
+      if (reqs.length === 1 && spinUs > 0 && poller.allowed) queueMicrotask(() => awaitAnswer(before));
+    },
+    async close() {
+      stopWatching();
+      stopParking(parking);
+      port1.close();
       await worker.terminate();
     },
   };
