@@ -20,10 +20,9 @@ export type ReplicaState = 'starting' | 'ready' | 'draining' | 'wedged' | 'stopp
 const LATENCY_ALPHA = 0.1;
 
 /**
- * Replicas with requests in flight, over the whole gateway. A request alone in the gateway tells
- * its link how soon its answer should come (ReplicaLink.send), so a local thread's answer can be
- * polled for instead of woken for: a poll holds the event loop, which only a lone request can
- * afford.
+ * Replicas with requests in flight, over the whole gateway. A request alone in the gateway says so
+ * to its link (ReplicaLink.send), so a local thread's answer can be polled for instead of woken
+ * for: a poll holds the event loop, which only a lone request can afford.
  */
 let busyReplicas = 0;
 
@@ -124,7 +123,7 @@ export class Replica implements RoutableReplica {
     if (this.pending.length > 1) return;
     // Alone on an idle replica, it leaves now: waiting for the next turn only adds latency. On a
     // busy replica it opens this turn's batch, which leaves in the next turn.
-    if (this.calls.size === 1) this.flush(busyReplicas === 1 ? this.latencyMs * 1000 : undefined);
+    if (this.calls.size === 1) this.flush(busyReplicas === 1);
     else this.schedule();
   }
 
@@ -154,13 +153,13 @@ export class Replica implements RoutableReplica {
     return true;
   }
 
-  /** `answerExpectedUs`: see ReplicaLink.send. */
-  flush(answerExpectedUs?: number): void {
+  /** `lone`: see ReplicaLink.send. */
+  flush(lone = false): void {
     this.scheduled = false;
     if (this.pending.length > 0) {
       const reqs = this.pending;
       this.pending = [];
-      this.link.send(reqs, answerExpectedUs);
+      this.link.send(reqs, lone);
     }
     if (this.credited.size > 0) this.returnCredit();
   }

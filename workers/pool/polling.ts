@@ -68,6 +68,8 @@ export function setPollWindow(us: number): void {
   if (us === 0) Atomics.store(words, ALLOWED, 0);
 }
 
+export type PollOutcome = 'done' | 'expired' | 'preempted' | 'refused';
+
 /** One thread's view of the process's pollers. */
 export class Poller {
   private readonly words: Int32Array;
@@ -90,20 +92,22 @@ export class Poller {
 
   /**
    * Polls until `done()` or until `until` (performance.now() ms), if polling is allowed now and a
-   * poller's place is free; true when `done()` became true while it polled.
+   * poller's place is free. `done`: it became true; `expired`: it did not by `until`; `preempted`:
+   * the poller lost its core and stopped; `refused`: it did not poll.
    */
-  poll(done: () => boolean, until: number): boolean {
-    if (Atomics.load(this.words, ALLOWED) !== 1 || !this.enter()) return false;
+  poll(done: () => boolean, until: number): PollOutcome {
+    if (Atomics.load(this.words, ALLOWED) !== 1 || !this.enter()) return 'refused';
     const start = performance.now();
     let last = start;
     let finished = false;
     for (;;) {
       for (let i = 0; i < POLLS_PER_CLOCK && !finished; i++) finished = done();
       const now = performance.now();
-      if (finished || now >= until || now - last > PREEMPTED_MS) {
+      const outcome: PollOutcome | undefined = finished ? 'done' : now - last > PREEMPTED_MS ? 'preempted' : now >= until ? 'expired' : undefined;
+      if (outcome !== undefined) {
         Atomics.add(this.words, POLLED_US, Math.round((now - start) * 1000));
         Atomics.sub(this.words, ACTIVE, 1);
-        return finished;
+        return outcome;
       }
       last = now;
     }

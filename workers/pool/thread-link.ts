@@ -34,6 +34,7 @@ const WORKER_FILE = new URL('./replica-worker.js', import.meta.url).href;
 /** This thread polls for lone answers as polling.ts allows. */
 const poller = new Poller(processPollers);
 let watchingCores = false;
+const MAX_POLLS_SKIPPED = 64;
 const STOP_TIMEOUT_MS = 5_000;
 
 export class ThreadReplicaLink implements ReplicaLink {
@@ -56,6 +57,13 @@ export class ThreadReplicaLink implements ReplicaLink {
   /** Messages posted on the port so far (a mailbox message says how many came before it). */
   private posted = 0;
   private requestsBoxed = 0;
+  /**
+   * A poll for an answer that did not come in the window was CPU for nothing: the next lone
+   * requests are not polled for, 1, then 2, 4… up to MAX_POLLS_SKIPPED after further misses,
+   * until a poll finds its answer again. A slow predictor costs one missed poll in 64 requests.
+   */
+  private pollsToSkip = 0;
+  private skipAfterMiss = 1;
   private stopping = false;
   private lost = false;
   private events: ReplicaLinkEvents | undefined;
@@ -125,7 +133,7 @@ export class ThreadReplicaLink implements ReplicaLink {
     }
   }
 
-  send(reqs: RequestEnvelope[], answerExpectedUs?: number): void {
+  send(reqs: RequestEnvelope[], lone = false): void {
     if (this.lost || !this.port) return;
     const repliesBefore = postsMade(this.parking);
     if (!this.putInMailbox(reqs)) {
@@ -133,12 +141,15 @@ export class ThreadReplicaLink implements ReplicaLink {
       this.posted = (this.posted + 1) | 0;
     }
     wakeParked(this.parking);
-    // A lone request whose answer should come within a poll: polled for after the caller's turn
-    // (its handler has returned), not inside it.
-    const windowUs = poller.windowUs;
-    if (answerExpectedUs !== undefined && answerExpectedUs <= windowUs && poller.allowed) {
-      queueMicrotask(() => this.awaitAnswer(repliesBefore, windowUs));
+    // A lone request's answer is polled for after the caller's turn (its handler has returned),
+    // not inside it.
+    if (!lone || !poller.allowed) return;
+    if (this.pollsToSkip > 0) {
+      this.pollsToSkip--;
+      return;
     }
+    const windowUs = poller.windowUs;
+    queueMicrotask(() => this.awaitAnswer(repliesBefore, windowUs));
   }
 
   control(msg: ControlMessage): void {
@@ -173,7 +184,13 @@ export class ThreadReplicaLink implements ReplicaLink {
     if (this.lost || !inbox) return;
     inbox.box.open();
     const { parking } = this;
-    poller.poll(() => !inbox.box.isOpen || postsMade(parking) !== repliesBefore, performance.now() + awaitUs / 1000);
+    const outcome = poller.poll(() => !inbox.box.isOpen || postsMade(parking) !== repliesBefore, performance.now() + awaitUs / 1000);
+    if (outcome === 'done') {
+      this.skipAfterMiss = 1;
+    } else if (outcome === 'expired') {
+      this.pollsToSkip = this.skipAfterMiss;
+      this.skipAfterMiss = Math.min(MAX_POLLS_SKIPPED, this.skipAfterMiss * 2);
+    }
     inbox.settle();
   }
 

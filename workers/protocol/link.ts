@@ -38,11 +38,10 @@ export interface ReplicaLink extends ReplicaPlacement {
   start(events: ReplicaLinkEvents): Promise<void>;
   /**
    * Sends requests (a batch per event-loop turn). Never throws; failures come back as frames or onLost.
-   * `answerExpectedUs`: the request is the only one in flight in the gateway, and the replica's
-   * answers have lately taken about this long; a link that can wait for a quick answer outside its
-   * event loop (a local thread: workers/pool/polling.ts) may poll for it.
+   * `lone`: the request is the only one in flight in the gateway; a link that can wait for a quick
+   * answer outside its event loop (a local thread: workers/pool/polling.ts) may poll for it.
    */
-  send(reqs: RequestEnvelope[], answerExpectedUs?: number): void;
+  send(reqs: RequestEnvelope[], lone?: boolean): void;
   control(msg: ControlMessage): void;
   /** Ends the replica. Call after its in-flight requests finished (drain) or to give up on them. */
   stop(options?: StopOptions): Promise<void>;
