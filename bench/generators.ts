@@ -1,7 +1,8 @@
 /**
  * `npm run bench:generators`: the load generators themselves, on the same target (raw uWS answering
- * a small POST inline, a child process): `switchyard bench`, wrk (Debian's, C, one thread) and
- * autocannon (node). For each: the rate it achieved with the same connections, and its CPU per
+ * a small POST inline, a child process): `switchyard bench`, wrk (Debian's, C, one thread),
+ * autocannon (node), and the floor of a node generator (bench/baselines/node-floor-client.ts: a
+ * socket that writes a prebuilt request per answer and parses nothing). For each: the rate it achieved with the same connections, and its CPU per
  * request (the generator process's user + system CPU time / successful requests, start-up
  * included, read with the shell's `times`). Requests per CPU-second is "rate per core".
  *
@@ -99,6 +100,14 @@ async function autocannon(url: string, connections: number, seconds: number): Pr
   return measurement('autocannon', 'closed', result['2xx'], result.duration, run.cpuSeconds);
 }
 
+async function nodeFloor(url: string, connections: number, seconds: number): Promise<Measurement> {
+  const run = await runMeasured([process.execPath, `${DIST}bench/baselines/node-floor-client.js`, url, String(connections), String(seconds)], (seconds + 30) * 1000);
+  const result = JSON.parse(run.stdout) as { requests: number; seconds: number };
+  return measurement(NODE_FLOOR, 'closed', result.requests, result.seconds, run.cpuSeconds);
+}
+
+const NODE_FLOOR = 'node floor (writes and counts only)';
+
 async function switchyard(url: string, bodyFile: string, seconds: number, load: string[]): Promise<Measurement> {
   // Its default load threads (defaultWorkers): what a user of this machine gets.
   const run = await runMeasured([process.execPath, `${repositoryRoot}bin/switchyard.js`, 'bench', '--url', url, '-b', bodyFile, '-d', String(seconds), '--json', ...load], (seconds + 30) * 1000);
@@ -134,6 +143,7 @@ async function main(): Promise<number> {
       () => switchyard(url, bodyFile, seconds, ['-c', String(connections)]),
       ...(wrkMissing ? [] : [() => wrk(url, connections, seconds, script)]),
       () => autocannon(url, connections, seconds),
+      () => nodeFloor(url, connections, seconds),
     ];
     for (let rep = 0; rep < reps; rep++) {
       const order = [...closed.slice(rep % closed.length), ...closed.slice(0, rep % closed.length)];
@@ -170,12 +180,14 @@ async function main(): Promise<number> {
     };
   });
   const wrkRow = summary.find((s) => s.generator === 'wrk');
+  const floor = summary.find((s) => s.generator === NODE_FLOOR);
   const ours = summary.find((s) => s.generator === 'switchyard bench')!;
   const open = summary.find((s) => s.generator === 'switchyard bench (open loop)')!;
   const targets = wrkRow
     ? {
         closedVsWrkPerCore: Math.round((ours.requestsPerCpuSecond / wrkRow.requestsPerCpuSecond) * 100) / 100,
         openVsWrkPerCore: Math.round((open.requestsPerCpuSecond / wrkRow.requestsPerCpuSecond) * 100) / 100,
+        nodeFloorVsWrkPerCore: floor ? Math.round((floor.requestsPerCpuSecond / wrkRow.requestsPerCpuSecond) * 100) / 100 : undefined,
       }
     : { skipped: wrkMissing };
   const result = {
@@ -201,7 +213,7 @@ async function main(): Promise<number> {
     ...summary.map((s) => `| ${s.generator} | ${s.rps.toLocaleString('en-US')} | ${s.cpuUsPerRequest} | ${s.requestsPerCpuSecond.toLocaleString('en-US')} | ${s.maxRps.toLocaleString('en-US')} |`),
     '',
     wrkRow
-      ? `Per CPU core, against wrk: closed loop ${(targets as { closedVsWrkPerCore: number }).closedVsWrkPerCore}×, open loop ${(targets as { openVsWrkPerCore: number }).openVsWrkPerCore}× (targets: ≥ 1×, ≥ 0.9×).`
+      ? `Per CPU core, against wrk: closed loop ${(targets as { closedVsWrkPerCore: number }).closedVsWrkPerCore}×, open loop ${(targets as { openVsWrkPerCore: number }).openVsWrkPerCore}× (targets: ≥ 1×, ≥ 0.9×). The node floor, a client that only writes and counts: ${(targets as { nodeFloorVsWrkPerCore?: number }).nodeFloorVsWrkPerCore ?? '–'}×.`
       : `wrk skipped: ${wrkMissing}.`,
     '',
     ...(result.loadAverage[0]! > result.machine.cores
