@@ -34,7 +34,7 @@ import { cpus, loadavg } from 'node:os';
 import { Packr } from 'msgpackr';
 import { ownPacked, pack, packOwned, unpack } from '../workers/protocol/envelopes.js';
 import { createMailbox, Inbox, Mailbox } from '../workers/pool/mailbox.js';
-import { createParking, IdleParking, notePosted, postsMade, stopParking, wakeParked } from '../workers/pool/idle-park.js';
+import { createParking, IdleParking, stopParking, wakeParked } from '../workers/pool/idle-park.js';
 import { createPollers, Poller, watchSpareCores, type Pollers } from '../workers/pool/polling.js';
 import { createLatencyHistogram, recordMs, summarize } from './lib/latency.js';
 import { createRing, RingReader, RingWriter, type RingBuffers } from './lib/byte-ring.js';
@@ -89,16 +89,13 @@ function runWorker(setup: WorkerSetup): void {
   const { channel } = setup;
   if (channel === 'mailbox-poll') {
     const port = setup.port!;
-    const parking = new Int32Array(setup.park!);
     const replyBox = new Mailbox(setup.replyBox!);
-    let posted = 0;
     const serve = (msg: Uint8Array): void => {
       const packed = pack({ frames: answer(unpack<{ reqs: Envelope[] }>(msg).reqs) });
-      if (replyBox.isOpen && replyBox.put(packed, posted)) return;
+      if (replyBox.isOpen && replyBox.put(packed)) return;
       const owned = ownPacked(packed);
       port.postMessage(owned, [owned.buffer]);
-      posted++;
-      notePosted(parking);
+      replyBox.notePosted();
     };
     const parker = new IdleParking(setup.park!, setup.pollers!, new Inbox<Uint8Array>(port, new Mailbox(setup.requestBox!), serve));
     port.on('close', () => process.exit(0));
@@ -259,20 +256,19 @@ async function openMailboxChannel(file: URL, spinUs: number, onFrames: (frames: 
   await new Promise((resolve) => worker.once('online', resolve));
   const requests = new Mailbox(requestBox);
   const inbox = new Inbox<Uint8Array>(port1, new Mailbox(replyBox), (msg) => onFrames(unpack<{ frames: Frame[] }>(msg).frames));
-  let posted = 0;
   const awaitAnswer = (before: number): void => {
     inbox.box.open();
-    poller.poll(() => !inbox.box.isOpen || postsMade(parking) !== before, performance.now() + spinUs / 1000);
+    poller.poll(() => !inbox.box.isOpen || inbox.box.posted !== before, performance.now() + spinUs / 1000);
     inbox.settle();
   };
   return {
     send(reqs) {
-      const before = postsMade(parking);
+      const before = inbox.box.posted;
       const packed = pack({ reqs });
-      if (!(requests.isOpen && requests.put(packed, posted))) {
+      if (!(requests.isOpen && requests.put(packed))) {
         const owned = ownPacked(packed);
         port1.postMessage(owned, [owned.buffer]);
-        posted++;
+        requests.notePosted();
       }
       wakeParked(parking);
       if (reqs.length === 1 && spinUs > 0 && poller.allowed) queueMicrotask(() => awaitAnswer(before));

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_SUBJECT_PREFIX } from '../../workers/cluster/subjects.js';
 import { DEVICE_PATTERN } from '../../native/devices.js';
+import { DEFAULT_POLL_US } from '../../workers/pool/polling.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
@@ -173,7 +174,7 @@ export const serverSchema = z
      * The longest a replica thread polls for its next request, and the gateway for a lone request's
      * answer, instead of sleeping (µs; 0: never). Only with a core to spare (docs/replicas.md).
      */
-    poll_us: nonNegativeInt.max(10_000).default(200),
+    poll_us: nonNegativeInt.max(10_000).default(DEFAULT_POLL_US),
     /** Upper bound on waiting for in-flight requests at SIGTERM. */
     shutdown_grace_ms: nonNegativeInt.default(10_000),
     /** Serve even if uWebSockets.js fell back to its slow pure-JS server. */

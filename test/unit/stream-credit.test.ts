@@ -7,6 +7,7 @@ import { CreditGate, DEFAULT_STREAM_CREDIT, STREAM_CREDIT_BYTES } from '../../wo
 import type { ControlMessage } from '../../workers/protocol/envelopes.js';
 import { Call, type CallSink } from '../../gateway/endpoints/call.js';
 import { Endpoint } from '../../gateway/endpoints/endpoint.js';
+import type { Replica } from '../../gateway/endpoints/replica.js';
 import { ScriptedLink } from '../helpers/scripted-link.js';
 
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
@@ -55,6 +56,15 @@ function streamCall(endpoint: Endpoint, id: number, sink: HoldingSink): Call {
   sink.call = call;
   endpoint.submit(call);
   return call;
+}
+
+/** A stream whose client takes nothing until told to, running on the endpoint's one replica. */
+async function heldStream(id: number): Promise<{ endpoint: Endpoint; link: ScriptedLink; sink: HoldingSink; call: Call; replica: Replica }> {
+  const { endpoint, link } = await endpointWithOneReplica();
+  const sink = new HoldingSink(endpoint, false);
+  const call = streamCall(endpoint, id, sink);
+  await nextTurn();
+  return { endpoint, link, sink, call, replica: call.replica! };
 }
 
 /** A run frame of `texts`, as a replica's outbox makes it. */
@@ -114,11 +124,7 @@ test('the credit of several streams taken in one turn leaves as one message', as
 });
 
 test('a stream that spent its credit is parked until its client takes chunks, and never gets more credit than it spent', async () => {
-  const { endpoint, link } = await endpointWithOneReplica();
-  const sink = new HoldingSink(endpoint, false);
-  const call = streamCall(endpoint, 9, sink);
-  await nextTurn();
-  const replica = call.replica!;
+  const { endpoint, link, sink, call, replica } = await heldStream(9);
   // Two runs spend the default credit.
   link.events.onFrames([{ t: 'start', id: 9 }, run(9, Array.from({ length: DEFAULT_STREAM_CREDIT - 6 }, (_, i) => `c${i}`))]);
   assert.equal(replica.isParked(call), false);
@@ -153,11 +159,7 @@ test('a checkpoint inside a run is remembered with the seq of its own chunk', as
 });
 
 test('a stream of large chunks spends its credit in bytes: parked at STREAM_CREDIT_BYTES, free again once the client took enough', async () => {
-  const { endpoint, link } = await endpointWithOneReplica();
-  const sink = new HoldingSink(endpoint, false);
-  const call = streamCall(endpoint, 11, sink);
-  await nextTurn();
-  const replica = call.replica!;
+  const { endpoint, link, sink, call, replica } = await heldStream(11);
   const quarter = 'x'.repeat(STREAM_CREDIT_BYTES / 4);
   link.events.onFrames([{ t: 'start', id: 11 }, run(11, [quarter, quarter, quarter])]);
   assert.equal(replica.isParked(call), false, 'three quarters of the bytes: the replica may send more');

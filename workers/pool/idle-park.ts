@@ -18,10 +18,9 @@
  * turns parking off before it asks the thread to stop (piscina's stop task arrives on a port of
  * piscina's own, which a parked thread would not read).
  *
- * Wake-up protocol on an Int32Array over a SharedArrayBuffer, [SEQ, PARKED, OFF, REPLIES]: the
- * gateway posts (or fills the mailbox), then bumps SEQ and notifies if PARKED. The thread reads SEQ
- * before it opens its mailbox and waits only while SEQ is unchanged, so a post never goes unseen.
- * REPLIES is the thread's count of its own posts, which a gateway polling for an answer watches.
+ * Wake-up protocol on an Int32Array over a SharedArrayBuffer, [SEQ, PARKED, OFF]: the gateway
+ * posts (or fills the mailbox), then bumps SEQ and notifies if PARKED. The thread reads SEQ before
+ * it opens its mailbox and waits only while SEQ is unchanged, so a post never goes unseen.
  */
 import type { Inbox } from './mailbox.js';
 import { Poller, type Pollers } from './polling.js';
@@ -29,13 +28,12 @@ import { Poller, type Pollers } from './polling.js';
 const SEQ = 0;
 const PARKED = 1;
 const OFF = 2;
-const REPLIES = 3;
 
 /** The longest a thread stays parked before its event loop runs once more. */
 export const PARK_MAX_MS = 50;
 
 export function createParking(): SharedArrayBuffer {
-  return new SharedArrayBuffer(4 * Int32Array.BYTES_PER_ELEMENT);
+  return new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT);
 }
 
 /** The gateway's side: call after every post to the thread, or message put in its mailbox. */
@@ -48,16 +46,6 @@ export function wakeParked(parking: Int32Array): void {
 export function stopParking(parking: Int32Array): void {
   Atomics.store(parking, OFF, 1);
   wakeParked(parking);
-}
-
-/** The thread's side: it posted on its port (an answer the gateway may be polling for). */
-export function notePosted(parking: Int32Array): void {
-  Atomics.add(parking, REPLIES, 1);
-}
-
-/** The gateway's side: how many posts the thread has made (compare two readings for a change). */
-export function postsMade(parking: Int32Array): number {
-  return Atomics.load(parking, REPLIES);
 }
 
 /** Only MessagePorts keep this thread's loop alive: parking holds nothing of anyone's up. */

@@ -8,13 +8,15 @@
  *
  * The port stays the channel for everything else; the mailbox only carries a message while the
  * receiver is polling for one (it opens the mailbox, and takes the message or shuts it when it
- * stops polling). Order between the two channels holds through a count: a message in the mailbox
- * carries how many messages its sender had posted on the port before it, and the receiver reads
- * that many from its port first (they are already there: a post is queued before it returns).
+ * stops polling). Order between the two channels holds through a count: the sender counts its
+ * port posts in the mailbox's header, a message in the mailbox carries how many came before it,
+ * and the receiver reads that many from its port first (they are already there: a post is queued
+ * before it returns). A polling receiver also watches the count: a post means its answer may have
+ * come the other way.
  *
- * States, in the first word: SHUT (the receiver is not polling), OPEN (it is), CLAIMED (a sender
- * is writing: the receiver never reads half a message), FULL (a message waits). Then the
- * message's length and its count of earlier posts.
+ * Words: the state (SHUT: the receiver is not polling, OPEN: it is, CLAIMED: a sender is writing,
+ * so the receiver never reads half a message, FULL: a message waits), the message's length, its
+ * count of earlier posts, and the sender's count of port posts so far.
  */
 
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
@@ -22,6 +24,7 @@ import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 const STATE = 0;
 const LENGTH = 1;
 const POSTED_BEFORE = 2;
+const POSTED = 3;
 const HEADER_BYTES = 4 * Int32Array.BYTES_PER_ELEMENT;
 
 const SHUT = 0;
@@ -47,7 +50,7 @@ export class Mailbox {
   private readonly bytes: Uint8Array;
 
   constructor(buffer: SharedArrayBuffer) {
-    this.words = new Int32Array(buffer, 0, 3);
+    this.words = new Int32Array(buffer, 0, 4);
     this.bytes = new Uint8Array(buffer, HEADER_BYTES);
   }
 
@@ -61,6 +64,11 @@ export class Mailbox {
   /** Open, with nothing in it yet. */
   get isOpen(): boolean {
     return Atomics.load(this.words, STATE) === OPEN;
+  }
+
+  /** How many messages the sender has posted on the port (compare two readings for a change; it wraps). */
+  get posted(): number {
+    return Atomics.load(this.words, POSTED);
   }
 
   /**
@@ -79,18 +87,20 @@ export class Mailbox {
 
   // The sender's side.
 
-  /**
-   * Puts `message` in if the receiver polls and it fits; false: post it on the port instead.
-   * `postedBefore`: how many messages this sender has posted on the port so far.
-   */
-  put(message: Uint8Array, postedBefore: number): boolean {
+  /** Puts `message` in if the receiver polls and it fits; false: post it on the port instead, and say so (`notePosted`). */
+  put(message: Uint8Array): boolean {
     if (message.byteLength > MAILBOX_BYTES) return false;
     if (Atomics.compareExchange(this.words, STATE, OPEN, CLAIMED) !== OPEN) return false;
     this.bytes.set(message);
     Atomics.store(this.words, LENGTH, message.byteLength);
-    Atomics.store(this.words, POSTED_BEFORE, postedBefore);
+    Atomics.store(this.words, POSTED_BEFORE, Atomics.load(this.words, POSTED));
     Atomics.store(this.words, STATE, FULL);
     return true;
+  }
+
+  /** The sender posted a message on the port (after the post: the receiver must find it there). */
+  notePosted(): void {
+    Atomics.add(this.words, POSTED, 1);
   }
 }
 

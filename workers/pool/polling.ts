@@ -52,9 +52,9 @@ export interface Pollers {
   max: number;
 }
 
-export function createPollers(windowUs = DEFAULT_POLL_US): Pollers {
+export function createPollers(): Pollers {
   const pollers = { shared: new SharedArrayBuffer(4 * Int32Array.BYTES_PER_ELEMENT), max: Math.max(0, availableParallelism() - 1) };
-  Atomics.store(new Int32Array(pollers.shared), WINDOW_US, windowUs);
+  Atomics.store(new Int32Array(pollers.shared), WINDOW_US, DEFAULT_POLL_US);
   return pollers;
 }
 

@@ -22,7 +22,7 @@ import { loadPredictor } from '../predictor/loader.js';
 import { CreditGate } from '../protocol/credit.js';
 import type { ReplyFrame, RequestEnvelope } from '../protocol/envelopes.js';
 import { Cancellation } from './cancellation.js';
-import { IdleParking, notePosted } from './idle-park.js';
+import { IdleParking } from './idle-park.js';
 import type { Pollers } from './polling.js';
 import { Inbox, Mailbox } from './mailbox.js';
 import { asBytes, chunkBytes, decodeBody, encodeResult } from './encode.js';
@@ -77,18 +77,14 @@ const outbox = new ReplyOutbox((frames) => {
   // The gateway polls for this answer: it goes in the mailbox, without waking the gateway's loop.
   if (replyBox?.isOpen) {
     const packed = packFramesInline(frames);
-    if (packed && replyBox.put(packed, posted)) return;
+    if (packed && replyBox.put(packed)) return;
   }
   postFrames(port, frames);
-  posted = (posted + 1) | 0;
-  if (parking) notePosted(parking);
+  replyBox?.notePosted();
 });
 
-let parking: Int32Array | undefined;
 let parker: IdleParking<ThreadMessage> | undefined;
 let replyBox: Mailbox | undefined;
-/** Messages posted on the port so far (a mailbox message says how many came before it). */
-let posted = 0;
 let parkScheduled = false;
 
 /** Once no request runs: after this turn, the thread parks until the gateway posts again. */
@@ -386,7 +382,6 @@ async function setup(task: SetupTask): Promise<void> {
   }
   port = task.port;
   const inbox = new Inbox<ThreadMessage>(port, new Mailbox(task.requestBox), onMessage);
-  parking = new Int32Array(task.parking);
   parker = new IdleParking(task.parking, task.pollers, inbox);
   replyBox = new Mailbox(task.replyBox);
 }

@@ -14,7 +14,7 @@ import { fromWire } from '../protocol/errors.js';
 import { postPacked, type ControlMessage, type RequestEnvelope } from '../protocol/envelopes.js';
 import type { ReplicaLink, ReplicaLinkEvents, ReplicaPlacement, StopOptions } from '../protocol/link.js';
 import { packRequestsInline, postRequests, readFrames, type ThreadMessage } from './payload-transfer.js';
-import { createParking, postsMade, stopParking, wakeParked } from './idle-park.js';
+import { createParking, stopParking, wakeParked } from './idle-park.js';
 import { Poller, processPollers, watchSpareCores } from './polling.js';
 import { createMailbox, Inbox, Mailbox } from './mailbox.js';
 import type { SetupTask, TaskResult } from './replica-worker.js';
@@ -54,8 +54,6 @@ export class ThreadReplicaLink implements ReplicaLink {
   private readonly replyBox = createMailbox();
   private requests: Mailbox | undefined;
   private inbox: Inbox<ThreadMessage> | undefined;
-  /** Messages posted on the port so far (a mailbox message says how many came before it). */
-  private posted = 0;
   private requestsBoxed = 0;
   /**
    * A poll for an answer that did not come in the window was CPU for nothing: the next lone
@@ -135,10 +133,11 @@ export class ThreadReplicaLink implements ReplicaLink {
 
   send(reqs: RequestEnvelope[], lone = false): void {
     if (this.lost || !this.port) return;
-    const repliesBefore = postsMade(this.parking);
+    // An answer posted from now on (not put in the mailbox) ends a poll for it.
+    const repliesBefore = lone ? this.inbox!.box.posted : 0;
     if (!this.putInMailbox(reqs)) {
       postRequests(this.port, reqs);
-      this.posted = (this.posted + 1) | 0;
+      this.requests!.notePosted();
     }
     wakeParked(this.parking);
     // A lone request's answer is polled for after the caller's turn (its handler has returned),
@@ -155,7 +154,7 @@ export class ThreadReplicaLink implements ReplicaLink {
   control(msg: ControlMessage): void {
     if (this.lost || !this.port) return;
     postPacked(this.port, msg);
-    this.posted = (this.posted + 1) | 0;
+    this.requests!.notePosted();
     wakeParked(this.parking);
   }
 
@@ -164,7 +163,7 @@ export class ThreadReplicaLink implements ReplicaLink {
     const box = this.requests!;
     if (!box.isOpen) return false;
     const packed = packRequestsInline(reqs);
-    if (packed === undefined || !box.put(packed, this.posted)) return false;
+    if (packed === undefined || !box.put(packed)) return false;
     this.requestsBoxed++;
     return true;
   }
@@ -183,8 +182,8 @@ export class ThreadReplicaLink implements ReplicaLink {
     const inbox = this.inbox;
     if (this.lost || !inbox) return;
     inbox.box.open();
-    const { parking } = this;
-    const outcome = poller.poll(() => !inbox.box.isOpen || postsMade(parking) !== repliesBefore, performance.now() + awaitUs / 1000);
+    const box = inbox.box;
+    const outcome = poller.poll(() => !box.isOpen || box.posted !== repliesBefore, performance.now() + awaitUs / 1000);
     if (outcome === 'done') {
       this.skipAfterMiss = 1;
     } else if (outcome === 'expired') {
