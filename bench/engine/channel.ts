@@ -42,6 +42,10 @@ export interface Channel {
   /** Requests it can take now. */
   readonly free: number;
   readonly alive: boolean;
+  /** When its oldest request still unanswered was sent (performance.now() ms); 0 when it has none. */
+  readonly oldestSent: number;
+  /** Settles once the connection can carry requests (connected; a WebSocket upgraded) or is gone. */
+  readonly opened: Promise<void>;
   /** Set by the driver: whether the channel sits in its list of channels with free slots. */
   listed: boolean;
   start(request: RequestRecord): void;

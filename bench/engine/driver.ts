@@ -4,12 +4,15 @@
  * send.
  *
  * Open loop: a request is due at its intended time whatever the server does. It goes to a free
- * connection, or to a new one while fewer than the thread's share of `--max-connections` are open;
- * past that it waits for the next free connection, and the wait is reported (`waitedForConnection`)
- * as well as counted in its corrected latency, which runs from the intended send time. The
- * uncorrected latency runs from the moment the request went to a connection (a new connection's
- * handshake included). Nothing due is dropped: a request still waiting when the run's drain
- * deadline passes is reported as `unsent`.
+ * connection; if none is, to the first one that the answers read in that turn of the event loop
+ * free, or to a new one when the connections already answering would not take it soon
+ * (openForBacklog), while fewer than the thread's share of `--max-connections` are open. Past that
+ * it waits for the next free connection, and the wait is reported (`waitedForConnection`) as well
+ * as counted in its corrected latency, which runs from the intended send time. Connections for the
+ * schedule's first milliseconds are opened before the clock starts (`warm`). The uncorrected
+ * latency runs from the moment the request went to a connection (a new connection's handshake
+ * included). Nothing due is dropped: a request still waiting when the run's drain deadline passes
+ * is reported as `unsent`.
  */
 import { performance } from 'node:perf_hooks';
 import { ArrivalSchedule } from './schedule.js';
@@ -30,19 +33,73 @@ interface Bucket {
 }
 
 const SWEEP_MS = 100;
+/**
+ * Open loop: connections opened before the clock starts, for this many seconds of the schedule's
+ * peak rate (one per 500 req/s), so that the first due requests find connections ready. Node's
+ * timers send what is due about once a millisecond, and a connection carries one HTTP request at a
+ * time. Without them a fast schedule starts against a cold process opening a connection per due
+ * request, falls behind, and opens more: at 20,000 req/s against a server that answers 70,000 it
+ * opened all 1,000 allowed within 140 ms, and the schedule was not kept.
+ */
+const WARM_CONNECTION_S = 0.002;
+/** Warm connections that have not connected by then are left to connect while the run goes. */
+const WARM_TIMEOUT_MS = 2_000;
+/**
+ * Open loop: connections being opened at once, at most, per thread. A due request that finds no
+ * free connection waits for the first one free, or opened, rather than each opening its own: when
+ * the generator itself falls behind (its code still cold at the start, a stall of the machine), the
+ * requests due all at once would otherwise open hundreds of connections, the opening would put it
+ * further behind, and more would open. Against a server that stops answering, connections still
+ * grow by this many per connect.
+ */
+const MAX_CONNECTING = 16;
+/**
+ * Open loop: a generator this late on its own schedule (the lag of a tick's first due request), or
+ * this busy over the last SWEEP_MS (its event loop's utilization), is the bottleneck itself, not
+ * the server: more connections would only slow it further, so it opens one at a time. A server
+ * that stalls leaves the generator idle and on time, and connections open as fast as
+ * MAX_CONNECTING allows.
+ */
+const BEHIND_MS = 5;
+const BUSY_SHARE = 0.9;
+/**
+ * Open loop: requests waiting for a connection that the connections already answering would take
+ * within this long open no new one. The time a connection takes per request is taken as the
+ * shortest uncorrected latency of the last two sweep periods: a generator that reads its answers
+ * late (because it is behind) makes latencies longer, never shorter. A connection counts as
+ * answering while its request is younger than ANSWERING_MS or four times that latency; a server
+ * that stalls makes them all older, and connections open for what waits.
+ */
+const DRAIN_MS = 10;
+const ANSWERING_MS = 5;
 /** A closed-loop connection that could not connect waits this long before the next try. */
 const RECONNECT_PAUSE_MS = 50;
 
 export class LoadDriver implements ChannelEvents {
-  private readonly startPerf: number;
-  private readonly endPerf: number;
+  private startPerf = 0;
+  private endPerf = 0;
   private readonly durationMs: number;
   private readonly shareOfConnections: number;
   private readonly channels = new Set<Channel>();
   private readonly ready: Channel[] = [];
   private readonly backlog: number[] = [];
   private backlogHead = 0;
+  /** Requests put in the backlog and taken from it, ever; those up to waitedThrough are counted as waited. */
+  private backlogPushed = 0;
+  private backlogTaken = 0;
+  private waitedThrough = 0;
+  private openScheduled = false;
+  /** How late the first request due at the last tick was noticed (open loop). */
+  private lagMs = 0;
+  /** The shortest uncorrected latency of an answer in this sweep period and the one before, ms. */
+  private shortestNow = Infinity;
+  private shortestBefore = Infinity;
+  /** This thread's event loop utilization over the last sweep period, and where that period began. */
+  private busyShare = 0;
+  private loopMark = performance.eventLoopUtilization();
   private open = 0;
+  /** Connections opened that cannot carry requests yet (Channel.opened has not settled). */
+  private connecting = 0;
   private scheduleDone = false;
   private finished = false;
   private readonly buckets = new Map<number, Bucket>();
@@ -79,14 +136,12 @@ export class LoadDriver implements ChannelEvents {
   private resolveDone: (() => void) | undefined;
 
   constructor(
-    private readonly plan: LoadPlan,
+    private readonly plan: Omit<LoadPlan, 'startAt'>,
     private readonly workerIndex: number,
     private readonly workers: number,
     private readonly onBuckets: (buckets: BucketReport[]) => void,
   ) {
-    this.startPerf = plan.startAt - performance.timeOrigin;
     this.durationMs = planDurationS(plan.pacing) * 1000;
-    this.endPerf = this.startPerf + this.durationMs;
     const pacing = plan.pacing;
     const total = pacing.kind === 'open' ? pacing.maxConnections : pacing.connections;
     // Spread connections over the threads; every thread gets at least one.
@@ -95,7 +150,31 @@ export class LoadDriver implements ChannelEvents {
     this.streamed = target.transport === 'ws' ? target.stream : target.stream !== 'none';
   }
 
-  async run(): Promise<WorkerTotals> {
+  /**
+   * Open loop: opens the connections the start of the schedule needs (WARM_CONNECTION_S) and
+   * resolves once they can carry requests, or have failed, or after WARM_TIMEOUT_MS. Call before
+   * the start instant is set.
+   */
+  async warm(): Promise<void> {
+    const pacing = this.plan.pacing;
+    if (pacing.kind !== 'open') return;
+    const peak = Math.max(0, ...pacing.segments.map((s) => Math.max(s.fromRate, s.toRate))) / this.workers;
+    const count = Math.min(this.shareOfConnections, Math.max(1, Math.ceil(peak * WARM_CONNECTION_S)));
+    const opened: Array<Promise<void>> = [];
+    for (let i = 0; i < count; i++) {
+      const channel = this.openChannel();
+      this.list(channel);
+      opened.push(channel.opened);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(opened), new Promise((resolve) => (timer = setTimeout(resolve, WARM_TIMEOUT_MS)))]);
+    clearTimeout(timer);
+  }
+
+  /** Runs the plan from `startAt` (ms since the epoch, the same instant for every thread). */
+  async run(startAt: number): Promise<WorkerTotals> {
+    this.startPerf = startAt - performance.timeOrigin;
+    this.endPerf = this.startPerf + this.durationMs;
     const wait = this.startPerf - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     const done = new Promise<void>((resolve) => {
@@ -122,6 +201,7 @@ export class LoadDriver implements ChannelEvents {
     let next = schedule.next();
     const tick = (): void => {
       const now = performance.now();
+      if (next !== undefined && this.startPerf + next <= now) this.lagMs = now - (this.startPerf + next);
       while (next !== undefined && this.startPerf + next <= now) {
         this.due(this.startPerf + next, now);
         next = schedule.next();
@@ -148,10 +228,30 @@ export class LoadDriver implements ChannelEvents {
     const channel = this.takeChannel();
     if (channel) this.dispatch(channel, intended, now);
     else {
-      this.totals.waitedForConnection++;
       this.backlog.push(intended);
+      this.backlogPushed++;
+      if (!this.openScheduled) {
+        this.openScheduled = true;
+        setImmediate(this.openAfterTurn);
+      }
     }
   }
+
+  /**
+   * After the turn in which requests found no free connection: the answers read in it have freed
+   * theirs (and taken requests from the backlog); what is still waiting opens new connections as
+   * far as the limits allow. Requests still left once every allowed connection is open have waited
+   * for a connection (`waitedForConnection`); a wait for connections being opened is in their send
+   * delay and corrected latency, as any lateness is.
+   */
+  private readonly openAfterTurn = (): void => {
+    this.openScheduled = false;
+    this.openForBacklog(performance.now());
+    if (this.open < this.shareOfConnections) return;
+    const from = Math.max(this.backlogTaken, this.waitedThrough);
+    if (this.backlogPushed > from) this.totals.waitedForConnection += this.backlogPushed - from;
+    this.waitedThrough = this.backlogPushed;
+  };
 
   private takeChannel(): Channel | undefined {
     while (this.ready.length > 0) {
@@ -165,11 +265,6 @@ export class LoadDriver implements ChannelEvents {
         this.ready.pop();
         channel.listed = false;
       }
-      return channel;
-    }
-    if (this.open < this.shareOfConnections) {
-      const channel = this.openChannel();
-      if (channel.free > 1) this.list(channel);
       return channel;
     }
     return undefined;
@@ -187,6 +282,11 @@ export class LoadDriver implements ChannelEvents {
     const channel: Channel = target.transport === 'http' ? new HttpChannel(target, this) : new WsChannel(target, this);
     this.channels.add(channel);
     this.open++;
+    this.connecting++;
+    void channel.opened.then(() => {
+      this.connecting--;
+      this.openForBacklog(performance.now());
+    });
     this.totals.connectionsOpened++;
     if (this.open > this.totals.peakConnections) this.totals.peakConnections = this.open;
     return channel;
@@ -204,6 +304,7 @@ export class LoadDriver implements ChannelEvents {
   private takeBacklog(): number | undefined {
     if (this.backlogHead >= this.backlog.length) return undefined;
     const intended = this.backlog[this.backlogHead++]!;
+    this.backlogTaken++;
     if (this.backlogHead > 1024 && this.backlogHead * 2 > this.backlog.length) {
       this.backlog.splice(0, this.backlogHead);
       this.backlogHead = 0;
@@ -264,8 +365,10 @@ export class LoadDriver implements ChannelEvents {
       this.totals.ok++;
       bucket.ok++;
       const corrected = now - request.intended;
+      const uncorrected = now - request.dispatched;
+      if (uncorrected < this.shortestNow) this.shortestNow = uncorrected;
       recordMs((bucket.corrected ??= createLatencyHistogram()), corrected);
-      recordMs((bucket.uncorrected ??= createLatencyHistogram()), now - request.dispatched);
+      recordMs((bucket.uncorrected ??= createLatencyHistogram()), uncorrected);
       if (streamed) {
         this.totals.streams.complete++;
         recordCount(this.chunksPerStream, request.chunks);
@@ -314,9 +417,31 @@ export class LoadDriver implements ChannelEvents {
         else this.feed(this.openChannel(), now);
       }
     } else {
-      while ((this.backlogSize > 0 || this.retries.length > 0) && this.open < this.shareOfConnections) this.feed(this.openChannel(), now);
+      this.openForBacklog(now);
     }
     this.checkDone();
+  }
+
+  /**
+   * Open loop: requests waiting for a connection open new ones, as far as the limits allow, for what
+   * the connections already answering would not take within DRAIN_MS.
+   */
+  private openForBacklog(now: number): void {
+    if (this.finished || this.plan.pacing.kind !== 'open') return;
+    let waiting = this.backlogSize + this.retries.length;
+    if (waiting === 0) return;
+    const perRequestMs = Math.min(this.shortestNow, this.shortestBefore);
+    if (perRequestMs < Infinity) {
+      const answering = now - Math.max(4 * perRequestMs, ANSWERING_MS);
+      let live = 0;
+      for (const channel of this.channels) if (channel.alive && channel.oldestSent >= answering) live++;
+      waiting -= live * this.slotsPerChannel() * (DRAIN_MS / Math.max(perRequestMs, 0.001));
+    }
+    const connectingAtMost = this.lagMs > BEHIND_MS || this.busyShare > BUSY_SHARE ? 1 : MAX_CONNECTING;
+    while (waiting > 0 && (this.backlogSize > 0 || this.retries.length > 0) && this.open < this.shareOfConnections && this.connecting < connectingAtMost) {
+      this.feed(this.openChannel(), now);
+      waiting -= this.slotsPerChannel();
+    }
   }
 
   // ---- the end ----
@@ -352,6 +477,11 @@ export class LoadDriver implements ChannelEvents {
 
   private sweep(): void {
     const now = performance.now();
+    const loop = performance.eventLoopUtilization();
+    this.busyShare = performance.eventLoopUtilization(loop, this.loopMark).utilization;
+    this.loopMark = loop;
+    this.shortestBefore = this.shortestNow;
+    this.shortestNow = Infinity;
     for (const channel of [...this.channels]) channel.expire(now - this.plan.timeoutMs, now);
     // Past the end, what is still unanswered or unsent after one more timeout is given up.
     if (this.scheduleDone && now > this.endPerf + this.plan.timeoutMs + SWEEP_MS) this.finish();

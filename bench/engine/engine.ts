@@ -10,8 +10,8 @@
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { LoadPlan } from './plan.js';
-import type { BucketReport, WorkerMessage, WorkerTotals } from './totals.js';
-import { summarizeRun, type RunResult } from './result.js';
+import type { BucketReport, EngineMessage, WorkerMessage, WorkerTotals } from './totals.js';
+import { generatorUse, summarizeRun, type RunResult } from './result.js';
 
 /** Counts so far, about once a second while a run goes. */
 export interface Progress {
@@ -75,16 +75,17 @@ export class Engine {
     this.busy = true;
     await this.ready;
     const inProcess = this.inProcess && (await this.inProcess);
-    const startAt = Date.now() + START_DELAY_MS;
-    const full: LoadPlan = { ...plan, startAt };
     const buckets: BucketReport[] = [];
     const totals: WorkerTotals[] = [];
     let sent = 0;
     let ok = 0;
     let errors = 0;
     const okBySecond = new Map<number, number>();
+    /** The run's start instant (0 while its connections are warmed). */
+    let startAt = 0;
     const progress = options.onProgress
       ? setInterval(() => {
+          if (startAt === 0) return;
           const elapsedS = Math.floor((Date.now() - startAt) / 1000);
           options.onProgress!({ elapsedS, sent, ok, errors, lastSecondOk: okBySecond.get(elapsedS - 1) ?? 0 });
         }, 1000)
@@ -98,40 +99,68 @@ export class Engine {
         okBySecond.set(b.second, (okBySecond.get(b.second) ?? 0) + b.ok);
       }
     };
+    // The generator's own cost, measured over the run alone (not start-up, warming, summary or exit).
+    let cpuBefore: NodeJS.CpuUsage | undefined;
+    let wallBefore = 0;
+    const start = (): number => {
+      cpuBefore = process.cpuUsage();
+      wallBefore = performance.now();
+      startAt = Date.now() + START_DELAY_MS;
+      return startAt;
+    };
     try {
-      if (inProcess) totals.push(await new inProcess.LoadDriver(full, 0, 1, onBuckets).run());
-      await Promise.all(
-        this.workers.map(
-          (worker) =>
-            new Promise<void>((resolve, reject) => {
-              const onMessage = (message: WorkerMessage): void => {
-                if (message.type === 'ready') return;
-                if (message.type === 'buckets') {
-                  onBuckets(message.buckets);
-                  return;
-                }
-                worker.off('message', onMessage);
-                worker.off('error', onError);
-                if (message.type === 'done') {
-                  totals.push(message.totals);
-                  resolve();
-                } else reject(new Error(`load thread failed: ${message.message}`));
-              };
-              const onError = (err: Error): void => {
-                worker.off('message', onMessage);
-                reject(err);
-              };
-              worker.on('message', onMessage);
-              worker.once('error', onError);
-              worker.postMessage(full);
-            }),
-        ),
-      );
+      if (inProcess) {
+        const driver = new inProcess.LoadDriver(plan, 0, 1, onBuckets);
+        await driver.warm();
+        totals.push(await driver.run(start()));
+      } else {
+        await this.everyWorker((worker) => worker.postMessage({ type: 'warm', plan } satisfies EngineMessage), 'warmed', onBuckets);
+        const startMessage: EngineMessage = { type: 'start', startAt: start() };
+        await this.everyWorker((worker) => worker.postMessage(startMessage), 'done', onBuckets, (message) => totals.push(message.totals));
+      }
     } finally {
       if (progress) clearInterval(progress);
       this.busy = false;
     }
-    return summarizeRun(full, buckets, totals);
+    const generator = generatorUse(Math.max(1, this.workers.length), process.cpuUsage(cpuBefore), performance.now() - wallBefore - START_DELAY_MS, totals.reduce((n, t) => n + t.sent, 0));
+    return summarizeRun({ ...plan, startAt }, buckets, totals, generator);
+  }
+
+  /** Sends each load thread a message and waits for its `until` answer (buckets on the way go to `onBuckets`). */
+  private everyWorker<T extends 'warmed' | 'done'>(
+    send: (worker: Worker) => void,
+    until: T,
+    onBuckets: (reports: BucketReport[]) => void,
+    onAnswer?: (message: Extract<WorkerMessage, { type: T }>) => void,
+  ): Promise<unknown> {
+    return Promise.all(
+      this.workers.map(
+        (worker) =>
+          new Promise<void>((resolve, reject) => {
+            const onMessage = (message: WorkerMessage): void => {
+              if (message.type === 'ready') return;
+              if (message.type === 'buckets') {
+                onBuckets(message.buckets);
+                return;
+              }
+              worker.off('message', onMessage);
+              worker.off('error', onError);
+              if (message.type === until) {
+                onAnswer?.(message as Extract<WorkerMessage, { type: T }>);
+                resolve();
+              } else if (message.type === 'failed') reject(new Error(`load thread failed: ${message.message}`));
+              else reject(new Error(`load thread answered ${message.type}, expected ${until}`));
+            };
+            const onError = (err: Error): void => {
+              worker.off('message', onMessage);
+              reject(err);
+            };
+            worker.on('message', onMessage);
+            worker.once('error', onError);
+            send(worker);
+          }),
+      ),
+    );
   }
 
   async close(): Promise<void> {

@@ -29,11 +29,14 @@ export class HttpChannel implements Channel {
   private served = 0;
   /** Body pieces matter (streams); otherwise the parser only counts body bytes. */
   private readonly streamed: boolean;
+  readonly opened: Promise<void>;
+  private settleOpened!: () => void;
 
   constructor(
     private readonly target: HttpTarget,
     private readonly events: ChannelEvents,
   ) {
+    this.opened = new Promise((resolve) => (this.settleOpened = resolve));
     this.sse = target.stream === 'sse' ? new SseReader() : undefined;
     this.streamed = target.stream !== 'none';
     this.parser = new ResponseParser({
@@ -47,9 +50,11 @@ export class HttpChannel implements Channel {
     this.writer = new SocketWriter(this.socket, !target.tls);
     this.socket.on('connect', () => {
       this.connected = true;
+      if (!target.tls) this.settleOpened();
     });
     this.socket.on('secureConnect', () => {
       this.connected = true;
+      this.settleOpened();
     });
     // The server's FIN: this connection takes no new request (one already sent is answered or retried).
     this.socket.on('end', () => {
@@ -63,6 +68,10 @@ export class HttpChannel implements Channel {
 
   get free(): number {
     return this.dead || this.current ? 0 : 1;
+  }
+
+  get oldestSent(): number {
+    return this.current ? this.current.dispatched : 0;
   }
 
   get alive(): boolean {
@@ -136,6 +145,7 @@ export class HttpChannel implements Channel {
 
   private closed(): void {
     this.dead = true;
+    this.settleOpened();
     const request = this.current;
     if (request) {
       const state = this.parser.close();

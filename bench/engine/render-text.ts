@@ -1,7 +1,7 @@
 /** The text report `switchyard bench` prints when `--json` is not given. */
 import type { BenchReport, LabeledRun, Spread } from './report.js';
 import type { LatencySummary } from './histograms.js';
-import type { RunResult } from './result.js';
+import { GENERATOR_BUSY, type RunResult } from './result.js';
 
 // Made on first use: the first Intl.NumberFormat loads ICU's locale data (~25 ms of CPU), which a
 // --json run never needs.
@@ -30,6 +30,9 @@ export function renderRun(run: LabeledRun): string {
     `  latency ms    corrected    ${percentiles(r.latency.corrected)}`,
     `                uncorrected  ${percentiles(r.latency.uncorrected)}`,
   ];
+  const g = r.generator;
+  lines.push(`  generator     ${fmt(g.cpuUsPerRequest)} µs CPU per request, ${Math.round(g.busy * 100)}% of ${g.threads} load thread${g.threads === 1 ? '' : 's'}`);
+  if (g.busy >= GENERATOR_BUSY) lines.push(`                ! the generator was busy for the whole run: the rate may be its limit, not the target's (--workers, a lower -c, or another machine)`);
   if (r.mode === 'open') {
     lines.push(`  schedule      ${r.schedule.kept ? 'kept' : 'NOT KEPT'}; generator lag p50 ${fmt(r.schedule.lag.p50)} p99 ${fmt(r.schedule.lag.p99)} ms; send delay p99 ${fmt(r.schedule.sendDelay.p99)} ms`);
     for (const problem of r.schedule.problems) lines.push(`                ! ${problem}`);

@@ -80,18 +80,49 @@ export interface RunResult {
   };
   errors: { total: number; byKind: Record<string, number> };
   bytes: number;
+  /**
+   * The generator's own CPU over the run (every thread of its process, start-up, summary and exit
+   * excluded): what each request cost it, and how much of its load threads' time it used. Near 1,
+   * the generator itself may have been the limit.
+   */
+  generator: GeneratorUse;
   stream?: StreamResult;
   /** With `--slo`: whether the run met it, and its goodput. */
   slo?: SloResult;
   timeline: TimelinePoint[];
 }
 
+export interface GeneratorUse {
+  /** Threads that generated load (the main thread when the engine runs without workers). */
+  threads: number;
+  /** User + system CPU of the whole process from the plan's start to the last answer, in seconds. */
+  cpuS: number;
+  /** cpuS per request sent, in µs. */
+  cpuUsPerRequest: number;
+  /** cpuS over the run's wall time times `threads` (GC and compiler threads may push it above 1). */
+  busy: number;
+}
+
+/** Above this share of its threads' time, the generator may have set the pace rather than the target. */
+export const GENERATOR_BUSY = 0.9;
+
 /** Scheduler lag above this at p99 means the generator itself could not keep up. */
 const LAG_LIMIT_MS = 50;
 
 const round = (value: number, digits = 1): number => Math.round(value * 10 ** digits) / 10 ** digits;
 
-export function summarizeRun(plan: LoadPlan, buckets: BucketReport[], totals: WorkerTotals[]): RunResult {
+/** The CPU the generator's process used over a run: `cpu` from process.cpuUsage(before), `wallMs` the run's wall time. */
+export function generatorUse(threads: number, cpu: NodeJS.CpuUsage, wallMs: number, sent: number): GeneratorUse {
+  const cpuS = (cpu.user + cpu.system) / 1e6;
+  return {
+    threads,
+    cpuS: round(cpuS, 3),
+    cpuUsPerRequest: sent > 0 ? round((cpuS * 1e6) / sent, 2) : 0,
+    busy: wallMs > 0 ? round(cpuS / ((wallMs / 1000) * threads), 2) : 0,
+  };
+}
+
+export function summarizeRun(plan: LoadPlan, buckets: BucketReport[], totals: WorkerTotals[], generator: GeneratorUse): RunResult {
   const durationS = planDurationS(plan.pacing);
   const sum = (f: (t: WorkerTotals) => number): number => totals.reduce((n, t) => n + f(t), 0);
   const byKind: Record<string, number> = {};
@@ -170,6 +201,7 @@ export function summarizeRun(plan: LoadPlan, buckets: BucketReport[], totals: Wo
     },
     errors: { total: failed, byKind },
     bytes: sum((t) => t.bytes),
+    generator,
     timeline,
   };
   if (plan.sloSpec) {

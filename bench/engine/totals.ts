@@ -1,5 +1,6 @@
 /** What a worker thread sends back: per-second buckets while it runs, its totals at the end. */
 import type { HistogramData } from './histogram.js';
+import type { LoadPlan } from './plan.js';
 
 export interface BucketReport {
   /** Whole seconds since the run's start. */
@@ -39,4 +40,7 @@ export interface WorkerTotals {
   bytesPerStream: HistogramData;
 }
 
-export type WorkerMessage = { type: 'ready' } | { type: 'buckets'; buckets: BucketReport[] } | { type: 'done'; totals: WorkerTotals } | { type: 'failed'; message: string };
+export type WorkerMessage = { type: 'ready' } | { type: 'warmed' } | { type: 'buckets'; buckets: BucketReport[] } | { type: 'done'; totals: WorkerTotals } | { type: 'failed'; message: string };
+
+/** From the main thread to a load thread: warm a plan's connections, then run it from `startAt`. */
+export type EngineMessage = { type: 'warm'; plan: Omit<LoadPlan, 'startAt'> } | { type: 'start'; startAt: number };

@@ -61,11 +61,14 @@ export class WsChannel implements Channel {
   private pending: Buffer | undefined;
   private handshakeFailure: string | undefined;
   private fragments: Buffer[] = [];
+  readonly opened: Promise<void>;
+  private settleOpened!: () => void;
 
   constructor(
     private readonly target: WsTarget,
     private readonly events: ChannelEvents,
   ) {
+    this.opened = new Promise((resolve) => (this.settleOpened = resolve));
     this.socket = openSocket(target.host, target.port, target.tls, (buffer, length) => this.receive(buffer.subarray(0, length)));
     this.writer = new SocketWriter(this.socket, !target.tls);
     this.socket.on('connect', () => {
@@ -83,6 +86,12 @@ export class WsChannel implements Channel {
 
   get free(): number {
     return this.dead ? 0 : this.target.inFlightPerSocket - this.inFlight.size - this.waiting.length;
+  }
+
+  get oldestSent(): number {
+    // Map order is sending order; requests waiting for the upgrade were due no later.
+    const first = this.inFlight.values().next();
+    return this.waiting.length > 0 ? this.waiting[0]!.dispatched : first.done ? 0 : first.value.dispatched;
   }
 
   get alive(): boolean {
@@ -152,6 +161,7 @@ export class WsChannel implements Channel {
         return;
       }
       this.open = true;
+      this.settleOpened();
       buffer = buffer.subarray(end + 4);
       const waiting = this.waiting.splice(0);
       for (const request of waiting) this.send(request);
@@ -242,6 +252,7 @@ export class WsChannel implements Channel {
 
   private closed(): void {
     this.dead = true;
+    this.settleOpened();
     const now = performance.now();
     const kind = this.handshakeFailure ?? (this.open ? 'closed' : socketErrorKind(this.errorCode, this.connected));
     const requests = [...this.inFlight.values(), ...this.waiting];

@@ -85,6 +85,62 @@ test('a constant-rate open-loop run sends what it was asked to, within 2%', asyn
   }
 });
 
+test('an open loop opens the connections its first milliseconds need before the clock starts', async () => {
+  let connections = 0;
+  let connectionsAtFirstRequest = -1;
+  const target = await serve((_req, res) => {
+    if (connectionsAtFirstRequest < 0) connectionsAtFirstRequest = connections;
+    res.end('ok');
+  });
+  target.server.on('connection', () => connections++);
+  try {
+    // 5,000 req/s: one connection per 500 req/s of the peak rate, 10, open and connected first.
+    const { run } = await bench({ url: target.url, rate: 5000, duration: 0.5 });
+    assert.equal(run.requests.ok, 2500);
+    assert.ok(connectionsAtFirstRequest >= 10, `${connectionsAtFirstRequest} connections when the first request came`);
+    assert.ok(run.connections.opened >= 10);
+  } finally {
+    await target.close();
+  }
+});
+
+const rawUws = new URL('../../bench/baselines/raw-uws.js', import.meta.url).pathname;
+
+test('a generator that falls behind catches up on the connections it has, not by opening one per late request', async () => {
+  // The server in a process of its own, so that only the generator stalls.
+  const server = await startServer({ command: process.execPath, args: (port) => [rawUws, String(port)], readyPath: '/readyz' });
+  try {
+    // With no load threads the load runs on this thread: blocking it for 150 ms mid-run is a stall
+    // of the generator, after which 750 requests are due at once.
+    const block = setTimeout(() => {
+      const until = Date.now() + 150;
+      while (Date.now() < until);
+    }, 600);
+    const { run } = await bench({ url: `${server.url}/readyz`, rate: 5000, duration: 1.5, workers: 0 });
+    clearTimeout(block);
+    assert.equal(run.requests.ok, 7500);
+    assert.ok(run.schedule.lag.max >= 100, `the generator was behind by ${run.schedule.lag.max} ms at most`);
+    assert.ok(run.connections.peak <= 60, `${run.connections.peak} connections at the peak (10 warmed)`);
+  } finally {
+    await server.stop();
+  }
+});
+
+test("the generator reports its own CPU over the run, and says when it was busy throughout", async () => {
+  const target = await serve((_req, res) => res.end('ok'));
+  try {
+    const { run } = await bench({ url: target.url, connections: 4, duration: 1 });
+    const g = run.generator;
+    assert.equal(g.threads, 1);
+    assert.ok(g.cpuS > 0 && g.cpuS < 10, `cpu ${g.cpuS} s`);
+    assert.ok(g.cpuUsPerRequest > 0, `${g.cpuUsPerRequest} µs per request`);
+    assert.ok(Math.abs(g.cpuUsPerRequest - (g.cpuS * 1e6) / run.requests.sent) < 0.1);
+    assert.ok(g.busy > 0, `busy ${g.busy}`);
+  } finally {
+    await target.close();
+  }
+});
+
 test('a request larger than the socket buffers arrives whole, also on a kept-alive connection, from a server that reads slowly', async () => {
   // 16 MiB does not fit the kernel's buffers: the write is queued and finishes as the server reads.
   const size = 16 * 1024 * 1024;
