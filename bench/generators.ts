@@ -6,9 +6,13 @@
  * request (the generator process's user + system CPU time / successful requests, start-up
  * included, read with the shell's `times`). Requests per CPU-second is "rate per core".
  *
+ * `switchyard bench` also reports its own CPU over the run alone (start-up, summary and exit
+ * excluded: `generator.cpuS`), reported beside; wrk's start-up and exit are a few milliseconds.
+ *
  * `switchyard bench` runs closed loop (-c, like the others) and open loop at 80% of the rate it
  * reached closed loop: the open-loop row is what keeping a schedule costs per request. Generators
- * alternate order between repetitions; medians are reported. The target shares this machine's
+ * alternate order between repetitions; medians are reported, and the ratios to wrk also paired
+ * by repetition (the median of each repetition's ratio). Runs last 10 s unless `--duration` says. The target shares this machine's
  * cores, so the achieved rates are the target's limit as much as the generator's; CPU per request
  * is the generator's own. Writes bench/results/generators.{json,md}.
  */
@@ -39,7 +43,13 @@ interface Measurement {
   kept?: boolean;
   p50Ms?: number;
   p99Ms?: number;
+  /** switchyard bench: its own CPU over the run alone (start-up, summary and exit excluded), as it reports it. */
+  inRunCpuSeconds?: number;
+  inRunRequestsPerCpuSecond?: number;
 }
+
+/** Measurement plus the repetition it belongs to. */
+type Row = Measurement & { rep: number };
 
 interface Run {
   stdout: string;
@@ -111,18 +121,23 @@ const NODE_FLOOR = 'node floor (writes and counts only)';
 async function switchyard(url: string, bodyFile: string, seconds: number, load: string[]): Promise<Measurement> {
   // Its default load threads (defaultWorkers): what a user of this machine gets.
   const run = await runMeasured([process.execPath, `${repositoryRoot}bin/switchyard.js`, 'bench', '--url', url, '-b', bodyFile, '-d', String(seconds), '--json', ...load], (seconds + 30) * 1000);
-  const report = JSON.parse(run.stdout) as { runs: Array<{ result: { requests: { ok: number }; durationS: number; mode: 'open' | 'closed'; schedule: { kept: boolean }; offered?: { rate: number }; latency: { corrected: { p50: number; p99: number } } } }> };
+  const report = JSON.parse(run.stdout) as {
+    runs: Array<{ result: { requests: { ok: number }; durationS: number; mode: 'open' | 'closed'; schedule: { kept: boolean }; offered?: { rate: number }; latency: { corrected: { p50: number; p99: number } }; generator: { cpuS: number } } }>;
+  };
   const r = report.runs[0]!.result;
   return measurement(r.mode === 'open' ? 'switchyard bench (open loop)' : 'switchyard bench', r.mode, r.requests.ok, r.durationS, run.cpuSeconds, {
     ...(r.offered ? { offered: r.offered.rate, kept: r.schedule.kept } : {}),
     p50Ms: r.latency.corrected.p50,
     p99Ms: r.latency.corrected.p99,
+    inRunCpuSeconds: r.generator.cpuS,
+    inRunRequestsPerCpuSecond: Math.round(r.requests.ok / r.generator.cpuS),
   });
 }
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { duration: { type: 'string' }, connections: { type: 'string' }, reps: { type: 'string' }, out: { type: 'string' } } });
-  const seconds = Number(values.duration ?? 5);
+  // 10 s: what `switchyard bench` and wrk run when not told.
+  const seconds = Number(values.duration ?? 10);
   const connections = Number(values.connections ?? 50);
   const reps = Number(values.reps ?? 3);
   const out = values.out ?? `${repositoryRoot}bench/results`;
@@ -137,7 +152,7 @@ async function main(): Promise<number> {
 
   const server = await startServer({ command: process.execPath, args: (port) => [`${DIST}bench/baselines/raw-uws.js`, String(port)], readyPath: '/readyz' });
   const url = `${server.url}/inference/echo`;
-  const rows: Measurement[] = [];
+  const rows: Row[] = [];
   try {
     const closed: Array<() => Promise<Measurement>> = [
       () => switchyard(url, bodyFile, seconds, ['-c', String(connections)]),
@@ -149,7 +164,7 @@ async function main(): Promise<number> {
       const order = [...closed.slice(rep % closed.length), ...closed.slice(0, rep % closed.length)];
       for (const one of order) {
         const m = await one();
-        rows.push(m);
+        rows.push({ ...m, rep });
         process.stderr.write(`rep ${rep + 1} ${m.generator}: ${m.rps} req/s, ${m.cpuUsPerRequest} µs CPU per request\n`);
       }
       // Open loop at 80% of the rate this generator reached closed loop in this repetition: a
@@ -160,7 +175,7 @@ async function main(): Promise<number> {
       // of the run.
       const reached = Math.round(rows.filter((r) => r.generator === 'switchyard bench').at(-1)!.rps * 0.8);
       const open = await switchyard(url, bodyFile, seconds, ['--rate', String(reached), '--max-connections', String(connections)]);
-      rows.push(open);
+      rows.push({ ...open, rep });
       process.stderr.write(`rep ${rep + 1} ${open.generator} at ${reached}/s: ${open.rps} req/s, ${open.cpuUsPerRequest} µs CPU per request, schedule ${open.kept ? 'kept' : 'not kept'}\n`);
     }
   } finally {
@@ -171,11 +186,13 @@ async function main(): Promise<number> {
   const names = [...new Set(rows.map((r) => r.generator))];
   const summary = names.map((generator) => {
     const mine = rows.filter((r) => r.generator === generator);
+    const inRun = mine.flatMap((r) => (r.inRunRequestsPerCpuSecond === undefined ? [] : [r.inRunRequestsPerCpuSecond]));
     return {
       generator,
       rps: median(mine.map((r) => r.rps)),
       cpuUsPerRequest: median(mine.map((r) => r.cpuUsPerRequest)),
       requestsPerCpuSecond: median(mine.map((r) => r.requestsPerCpuSecond)),
+      ...(inRun.length > 0 ? { inRunRequestsPerCpuSecond: median(inRun) } : {}),
       maxRps: Math.max(...mine.map((r) => r.rps)),
     };
   });
@@ -183,10 +200,30 @@ async function main(): Promise<number> {
   const floor = summary.find((s) => s.generator === NODE_FLOOR);
   const ours = summary.find((s) => s.generator === 'switchyard bench')!;
   const open = summary.find((s) => s.generator === 'switchyard bench (open loop)')!;
+  // Each repetition's ratio to wrk in that repetition, then their median: the machine's load drifts
+  // between repetitions, and a ratio within one repetition cancels most of it.
+  const paired = (generator: string, key: 'requestsPerCpuSecond' | 'inRunRequestsPerCpuSecond'): number => {
+    const ratios: number[] = [];
+    for (let rep = 0; rep < reps; rep++) {
+      const mine = rows.find((r) => r.rep === rep && r.generator === generator)?.[key];
+      const theirs = rows.find((r) => r.rep === rep && r.generator === 'wrk')?.requestsPerCpuSecond;
+      if (mine !== undefined && theirs !== undefined) ratios.push(mine / theirs);
+    }
+    return Math.round(median(ratios) * 100) / 100;
+  };
   const targets = wrkRow
     ? {
         closedVsWrkPerCore: Math.round((ours.requestsPerCpuSecond / wrkRow.requestsPerCpuSecond) * 100) / 100,
         openVsWrkPerCore: Math.round((open.requestsPerCpuSecond / wrkRow.requestsPerCpuSecond) * 100) / 100,
+        // The engine's CPU over the run alone, against wrk's whole process (wrk's start-up and exit are a few ms).
+        closedInRunVsWrkPerCore: Math.round((ours.inRunRequestsPerCpuSecond! / wrkRow.requestsPerCpuSecond) * 100) / 100,
+        openInRunVsWrkPerCore: Math.round((open.inRunRequestsPerCpuSecond! / wrkRow.requestsPerCpuSecond) * 100) / 100,
+        paired: {
+          closed: paired('switchyard bench', 'requestsPerCpuSecond'),
+          closedInRun: paired('switchyard bench', 'inRunRequestsPerCpuSecond'),
+          open: paired('switchyard bench (open loop)', 'requestsPerCpuSecond'),
+          openInRun: paired('switchyard bench (open loop)', 'inRunRequestsPerCpuSecond'),
+        },
         nodeFloorVsWrkPerCore: floor ? Math.round((floor.requestsPerCpuSecond / wrkRow.requestsPerCpuSecond) * 100) / 100 : undefined,
       }
     : { skipped: wrkMissing };
@@ -208,18 +245,34 @@ async function main(): Promise<number> {
     `\`${result.command}\` — ${result.machine.cores} cores (${result.machine.cpu}), Node ${result.machine.node}, load average at the end ${result.loadAverage.join(' / ')}.`,
     `Target: ${result.target}. ${connections} connections, ${seconds} s per run, median of ${reps} repetitions (generators alternating).`,
     '',
-    '| generator | req/s | CPU µs per request | requests per CPU-second | best req/s |',
-    '|---|---:|---:|---:|---:|',
-    ...summary.map((s) => `| ${s.generator} | ${s.rps.toLocaleString('en-US')} | ${s.cpuUsPerRequest} | ${s.requestsPerCpuSecond.toLocaleString('en-US')} | ${s.maxRps.toLocaleString('en-US')} |`),
+    '| generator | req/s | CPU µs per request | requests per CPU-second | the same, in the run alone | best req/s |',
+    '|---|---:|---:|---:|---:|---:|',
+    ...summary.map(
+      (s) =>
+        `| ${s.generator} | ${s.rps.toLocaleString('en-US')} | ${s.cpuUsPerRequest} | ${s.requestsPerCpuSecond.toLocaleString('en-US')} | ${s.inRunRequestsPerCpuSecond === undefined ? '–' : s.inRunRequestsPerCpuSecond.toLocaleString('en-US')} | ${s.maxRps.toLocaleString('en-US')} |`,
+    ),
     '',
     wrkRow
-      ? `Per CPU core, against wrk: closed loop ${(targets as { closedVsWrkPerCore: number }).closedVsWrkPerCore}×, open loop ${(targets as { openVsWrkPerCore: number }).openVsWrkPerCore}× (targets: ≥ 1×, ≥ 0.9×). The node floor, a client that only writes and counts: ${(targets as { nodeFloorVsWrkPerCore?: number }).nodeFloorVsWrkPerCore ?? '–'}×.`
+      ? (() => {
+          const t = targets as {
+            closedVsWrkPerCore: number;
+            openVsWrkPerCore: number;
+            closedInRunVsWrkPerCore: number;
+            openInRunVsWrkPerCore: number;
+            nodeFloorVsWrkPerCore?: number;
+            paired: { closed: number; closedInRun: number; open: number; openInRun: number };
+          };
+          return [
+            `Per CPU core, against wrk (medians of the table): closed loop ${t.closedVsWrkPerCore}× (in the run alone ${t.closedInRunVsWrkPerCore}×), open loop ${t.openVsWrkPerCore}× (${t.openInRunVsWrkPerCore}×); targets ≥ 1× and ≥ 0.9×. The node floor, a client that only writes and counts: ${t.nodeFloorVsWrkPerCore ?? '–'}×.`,
+            `Paired by repetition (each repetition's ratio to wrk in that repetition, median over repetitions): closed loop ${t.paired.closed}× (in the run alone ${t.paired.closedInRun}×), open loop ${t.paired.open}× (${t.paired.openInRun}×).`,
+          ].join('\n');
+        })()
       : `wrk skipped: ${wrkMissing}.`,
     '',
     ...(result.loadAverage[0]! > result.machine.cores
       ? [`The machine was busy with other work (load average ${result.loadAverage[0]} on ${result.machine.cores} cores): achieved rates swing between repetitions; CPU per request is the steadier number.`, '']
       : []),
-    'CPU is the generator process\'s user + system time (start-up included) over its successful requests. The open-loop row runs `--rate` at 80% of the rate `switchyard bench` reached closed loop in the same repetition, with the same connections at most (`--max-connections`).',
+    'CPU is the generator process\'s user + system time (start-up included) over its successful requests. "In the run alone" is the CPU `switchyard bench` reports for itself from the start instant to the last answer (`generator.cpuS` in its JSON): a node process\'s fixed start-up and exit (about 0.2–0.3 s) left out, where wrk\'s are a few milliseconds. The open-loop row runs `--rate` at 80% of the rate `switchyard bench` reached closed loop in the same repetition, with the same connections at most (`--max-connections`).',
     `\`switchyard bench\` runs with its default load threads: ${defaultWorkers() === 0 ? 'with one spare core or none, the load runs on its main thread' : `${defaultWorkers()} worker threads`}. wrk runs one thread (\`-t1\`).`,
     '',
   ].join('\n');
