@@ -230,7 +230,11 @@ export class LoadDriver implements ChannelEvents {
     else {
       this.backlog.push(intended);
       this.backlogPushed++;
-      if (!this.openScheduled) {
+      if (this.open >= this.shareOfConnections) {
+        // Every allowed connection is open: it waits for the next one free.
+        this.totals.waitedForConnection++;
+        this.waitedThrough = this.backlogPushed;
+      } else if (!this.openScheduled) {
         this.openScheduled = true;
         setImmediate(this.openAfterTurn);
       }
