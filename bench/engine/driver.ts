@@ -94,6 +94,9 @@ export class LoadDriver implements ChannelEvents {
   /** The shortest uncorrected latency of an answer in this sweep period and the one before, ms. */
   private shortestNow = Infinity;
   private shortestBefore = Infinity;
+  /** The last count of answering connections, and when it was made. */
+  private answeringCount = 0;
+  private answeringAt = -Infinity;
   /** This thread's event loop utilization over the last sweep period, and where that period began. */
   private busyShare = 0;
   private loopMark = performance.eventLoopUtilization();
@@ -435,17 +438,27 @@ export class LoadDriver implements ChannelEvents {
     let waiting = this.backlogSize + this.retries.length;
     if (waiting === 0) return;
     const perRequestMs = Math.min(this.shortestNow, this.shortestBefore);
-    if (perRequestMs < Infinity) {
-      const answering = now - Math.max(4 * perRequestMs, ANSWERING_MS);
-      let live = 0;
-      for (const channel of this.channels) if (channel.alive && channel.oldestSent >= answering) live++;
-      waiting -= live * this.slotsPerChannel() * (DRAIN_MS / Math.max(perRequestMs, 0.001));
-    }
+    if (perRequestMs < Infinity) waiting -= this.answering(now, perRequestMs) * this.slotsPerChannel() * (DRAIN_MS / Math.max(perRequestMs, 0.001));
     const connectingAtMost = this.lagMs > BEHIND_MS || this.busyShare > BUSY_SHARE ? 1 : MAX_CONNECTING;
     while (waiting > 0 && (this.backlogSize > 0 || this.retries.length > 0) && this.open < this.shareOfConnections && this.connecting < connectingAtMost) {
       this.feed(this.openChannel(), now);
       waiting -= this.slotsPerChannel();
     }
+  }
+
+  /**
+   * Connections whose oldest request went out recently enough to be answered soon. Counted at most
+   * once per millisecond: with many connections closing under a busy schedule (a server that
+   * closes each one), a count per event would cost a pass over every connection per request.
+   */
+  private answering(now: number, perRequestMs: number): number {
+    if (now - this.answeringAt < 1) return this.answeringCount;
+    const since = now - Math.max(4 * perRequestMs, ANSWERING_MS);
+    let count = 0;
+    for (const channel of this.channels) if (channel.alive && channel.oldestSent >= since) count++;
+    this.answeringAt = now;
+    this.answeringCount = count;
+    return count;
   }
 
   // ---- the end ----
