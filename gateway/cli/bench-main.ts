@@ -1,14 +1,24 @@
 /**
  * `switchyard bench` on its own: bin/switchyard.js comes here for `bench`, so a load generator does
  * not load the serving stack (config, yaml, zod, onnxruntime, the gateway) it never uses; that
- * start-up would otherwise cost it most of a CPU-second per run.
+ * start-up would otherwise cost it most of a CPU-second per run. A plain, valid command line is
+ * read without commander too (bench-options.ts); help and errors are commander's.
  */
-import { Command } from 'commander';
-import { registerBenchCommand } from './bench-command.js';
+import { parseBenchArgs } from './bench-options.js';
+import { runBenchCommand } from './bench-command.js';
 
-const program = new Command('switchyard').showHelpAfterError();
-registerBenchCommand(program);
-program.parseAsync(process.argv).catch((err: Error) => {
-  console.error(`switchyard: ${err.message}`);
-  process.exit(1);
-});
+const args = process.argv.slice(3);
+const fast = parseBenchArgs(args);
+if (fast) {
+  const { header, ...rest } = fast;
+  process.exitCode = await runBenchCommand({ ...rest, headers: header });
+} else {
+  const { Command } = await import('commander');
+  const { registerBenchCommand } = await import('./bench-command.js');
+  const program = new Command('switchyard').showHelpAfterError();
+  registerBenchCommand(program);
+  await program.parseAsync(process.argv).catch((err: Error) => {
+    console.error(`switchyard: ${err.message}`);
+    process.exit(1);
+  });
+}
