@@ -84,9 +84,8 @@ export class LoadDriver implements ChannelEvents {
   private readonly ready: Channel[] = [];
   private readonly backlog: number[] = [];
   private backlogHead = 0;
-  /** Requests put in the backlog and taken from it, ever; those up to waitedThrough are counted as waited. */
+  /** Requests ever put in the backlog; those up to waitedThrough are counted as waited. */
   private backlogPushed = 0;
-  private backlogTaken = 0;
   private waitedThrough = 0;
   private openScheduled = false;
   /** How late the first request due at the last tick was noticed (open loop). */
@@ -255,7 +254,8 @@ export class LoadDriver implements ChannelEvents {
     this.openScheduled = false;
     this.openForBacklog(performance.now());
     if (this.open < this.shareOfConnections) return;
-    const from = Math.max(this.backlogTaken, this.waitedThrough);
+    // Backlog entries are numbered by push: those still in it are the last backlogSize pushed.
+    const from = Math.max(this.backlogPushed - this.backlogSize, this.waitedThrough);
     if (this.backlogPushed > from) this.totals.waitedForConnection += this.backlogPushed - from;
     this.waitedThrough = this.backlogPushed;
   };
@@ -311,7 +311,6 @@ export class LoadDriver implements ChannelEvents {
   private takeBacklog(): number | undefined {
     if (this.backlogHead >= this.backlog.length) return undefined;
     const intended = this.backlog[this.backlogHead++]!;
-    this.backlogTaken++;
     if (this.backlogHead > 1024 && this.backlogHead * 2 > this.backlog.length) {
       this.backlog.splice(0, this.backlogHead);
       this.backlogHead = 0;

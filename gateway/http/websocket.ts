@@ -143,9 +143,8 @@ class WsConnection {
       unreadBytes: () => this.bufferedBytes(),
       start: (request) => this.endpoint.submit(request.call),
       expire: (request, waitedMs) => {
-        if (this.live.get(request.key) === request) this.live.delete(request.key);
         const reason = `the request waited ${waitedMs} ms in the gateway for this socket's client to read its earlier replies (server.ws_max_buffered_bytes is ${budget.maxBufferedBytes}) and never reached a replica`;
-        this.send(request.replies.error(new SwitchyardError('SY_DEADLINE_EXCEEDED', reason)));
+        this.finish(request, request.replies.error(new SwitchyardError('SY_DEADLINE_EXCEEDED', reason)));
       },
     }, endpointSizes);
   }
@@ -216,7 +215,7 @@ class WsConnection {
   /** This socket's share of the gateway's WebSocket load. */
   addLoad(load: WebSocketLoad): void {
     if (!this.open) return;
-    load.unreadBytes += this.replies.bytes + (this.ws ? this.ws.getBufferedAmount() : 0);
+    load.unreadBytes += this.unsentBytes();
     load.expectedBytes += this.pacer.expectedBytes();
     load.heldRequests += this.pacer.heldCount;
   }
@@ -269,7 +268,12 @@ class WsConnection {
 
   /** Reply bytes the client has not taken: queued here and buffered in uWS. */
   bufferedBytes(): number {
-    return this.replies.bytes + (this.ws ? this.ws.getBufferedAmount() : 0) + this.replayBytes();
+    return this.unsentBytes() + this.replayBytes();
+  }
+
+  /** Reply bytes queued here or in uWS's buffer, not yet read by the client. */
+  private unsentBytes(): number {
+    return this.replies.bytes + (this.ws ? this.ws.getBufferedAmount() : 0);
   }
 
   /** Bytes held in the replay tails of this socket's streams (stream_reconnect): memory this client costs too. */

@@ -220,13 +220,13 @@ class MsgpackReplies implements ReplyEncoder {
   result(body: Uint8Array, contentType: string): ReplyFrame {
     if (contentType !== 'application/msgpack') return this.file(body, contentType);
     this.resultHead ??= packOwned({ id: this.id, result: null }).subarray(0, -1);
-    return { data: joined(this.resultHead, body), binary: true };
+    return { data: Buffer.concat([this.resultHead, body]), binary: true };
   }
 
   file(bytes: Uint8Array, contentType: string): ReplyFrame {
     // `result` last, as a bin written here: the map's head comes from msgpackr, the bytes are copied once.
     const head = packOwned({ id: this.id, content_type: contentType, result: null }).subarray(0, -1);
-    return { data: joined(head, binHeader(bytes.byteLength), bytes), binary: true };
+    return { data: Buffer.concat([head, binHeader(bytes.byteLength), bytes]), binary: true };
   }
 
   done(): ReplyFrame {
@@ -248,17 +248,6 @@ function binHeader(length: number): Uint8Array {
   return header;
 }
 
-function joined(...parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.byteLength;
-  const frame = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    frame.set(part, at);
-    at += part.byteLength;
-  }
-  return frame;
-}
 
 export function replyEncoder(id: ClientId | null, binary: boolean): ReplyEncoder {
   return binary ? new MsgpackReplies(id) : new JsonReplies(id);

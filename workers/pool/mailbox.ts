@@ -112,8 +112,6 @@ export class Mailbox {
 export class Inbox<M> {
   /** Port messages read so far (wraps at 2^31, like the sender's count: compared by difference). */
   private read = 0;
-  /** Messages that came through the mailbox. */
-  boxed = 0;
 
   constructor(
     private readonly port: MessagePort,
@@ -148,7 +146,6 @@ export class Inbox<M> {
         if (!earlier) break;
         this.fromPort(earlier.message as M);
       }
-      this.boxed++;
       this.deliver(boxed.message as M);
     }
     let delivered = first !== undefined || boxed !== undefined;

@@ -23,6 +23,7 @@
  * structured-clone bookkeeping of a separate buffer.
  */
 import type { MessagePort } from 'node:worker_threads';
+import { MAILBOX_BYTES } from './mailbox.js';
 import { noteLargePayload } from './memory-reclaim.js';
 import { pack, packOwned, postPacked, unpack, type ControlMessage, type ReplyFrame, type RequestBatch, type RequestEnvelope } from '../protocol/envelopes.js';
 
@@ -105,19 +106,22 @@ export function postFrames(port: MessagePort, frames: ReplyFrame[]): void {
   oob.post(port, { frames: sent });
 }
 
+/** Bytes that alone fill a mailbox: a message carrying them goes on the port, without being packed for the box first. */
+const overMailbox = (bytes: Uint8Array | undefined): boolean => bytes !== undefined && bytes.byteLength >= MAILBOX_BYTES;
+
 /**
- * A batch of requests packed whole, for a mailbox (mailbox.ts), or undefined when a body is large
- * enough to travel beside the envelope. The bytes are the packer's scratch: copy them at once.
+ * A batch of requests packed whole, for a mailbox (mailbox.ts), or undefined when a body cannot
+ * fit one. The bytes are the packer's scratch: copy them at once.
  */
 export function packRequestsInline(reqs: RequestEnvelope[]): Uint8Array | undefined {
-  for (const env of reqs) if (large(env.body)) return undefined;
+  for (const env of reqs) if (overMailbox(env.body)) return undefined;
   return pack({ reqs } satisfies RequestBatch);
 }
 
-/** A batch of frames packed whole, for a mailbox, or undefined when a result or chunk is large. */
+/** A batch of frames packed whole, for a mailbox, or undefined when a result or chunk cannot fit one. */
 export function packFramesInline(frames: ReplyFrame[]): Uint8Array | undefined {
   for (const frame of frames) {
-    if ((frame.t === 'result' && large(frame.body)) || (frame.t === 'chunk' && large(frame.data))) return undefined;
+    if ((frame.t === 'result' && overMailbox(frame.body)) || (frame.t === 'chunk' && overMailbox(frame.data))) return undefined;
   }
   return pack({ frames });
 }

@@ -168,9 +168,9 @@ export class ThreadReplicaLink implements ReplicaLink {
     return true;
   }
 
-  /** How many request batches and answers went through the mailboxes instead of the port. */
-  get mailboxed(): { requests: number; answers: number } {
-    return { requests: this.requestsBoxed, answers: this.inbox?.boxed ?? 0 };
+  /** How many request batches went through the mailbox instead of the port. */
+  get mailboxed(): { requests: number } {
+    return { requests: this.requestsBoxed };
   }
 
   /**
