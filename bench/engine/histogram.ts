@@ -113,11 +113,11 @@ export class Histogram {
     return this.maxValue;
   }
 
-  /** Records an integer value, clamped to 0 .. highest. */
-  record(value: number): void {
+  /** Records an integer value, clamped to 0 .. highest; `count` times. */
+  record(value: number, count = 1): void {
     const v = value > this.highest ? this.highest : value > 0 ? value : 0;
-    this.counts[v < SUB_BUCKET_COUNT ? v : indexOf(v)]!++;
-    this.total++;
+    this.counts[v < SUB_BUCKET_COUNT ? v : indexOf(v)]! += count;
+    this.total += count;
     if (v > this.maxValue) this.maxValue = v;
     if (v < this.minValue) this.minValue = v;
   }

@@ -20,10 +20,10 @@ export function createCountHistogram(): Histogram {
   return new Histogram(COUNT_HIGHEST);
 }
 
-/** Records a latency given in milliseconds (performance.now() differences) as whole microseconds, at least 1. */
-export function recordMs(histogram: Histogram, ms: number): void {
+/** Records a latency given in milliseconds (performance.now() differences) as whole microseconds, at least 1; `count` times. */
+export function recordMs(histogram: Histogram, ms: number, count = 1): void {
   const us = Math.round(ms * 1000);
-  histogram.record(us < 1 ? 1 : us);
+  histogram.record(us < 1 ? 1 : us, count);
 }
 
 export function recordCount(histogram: Histogram, value: number): void {

@@ -141,6 +141,28 @@ test("the generator reports its own CPU over the run, and says when it was busy 
   }
 });
 
+test('a closed loop times each request once: its corrected and uncorrected latencies are one, and nothing waited to be sent', async () => {
+  // Each answer takes 3 ms; the request records of a closed loop are reused from one request to the next.
+  const target = await serve((_req, res) => setTimeout(() => res.end('ok'), 3));
+  try {
+    const { run } = await bench({ url: target.url, connections: 4, duration: 1 });
+    assert.equal(run.errors.total, 0, JSON.stringify(run.errors));
+    assert.ok(run.requests.ok > 100, `${run.requests.ok} answers`);
+    assert.equal(run.latency.corrected.count, run.requests.ok);
+    assert.deepEqual(run.latency.uncorrected, run.latency.corrected);
+    assert.deepEqual(run.latency.spectrum.uncorrected, run.latency.spectrum.corrected);
+    for (const point of run.timeline) assert.equal(point.p99Uncorrected, point.p99);
+    // Every request went out the moment its connection was free.
+    assert.equal(run.schedule.sendDelay.count, run.requests.sent);
+    assert.equal(run.schedule.sendDelay.max, 0.001);
+    // Each request is timed from its own send: a record carried over from the last request would add its time.
+    assert.ok(run.latency.corrected.p50 >= 3 && run.latency.corrected.p50 < 30, `p50 ${run.latency.corrected.p50} ms`);
+    assert.ok(run.latency.corrected.max < 500, `max ${run.latency.corrected.max} ms`);
+  } finally {
+    await target.close();
+  }
+});
+
 test('a request larger than the socket buffers arrives whole, also on a kept-alive connection, from a server that reads slowly', async () => {
   // 16 MiB does not fit the kernel's buffers: the write is queued and finishes as the server reads.
   const size = 16 * 1024 * 1024;

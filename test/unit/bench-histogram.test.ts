@@ -83,3 +83,15 @@ test('shipped counts add up to the same histogram; ranges clamp; an empty histog
   assert.equal(empty.data().indexes.length, 0);
   assert.throws(() => new Histogram(100), /2048/);
 });
+
+test('a value recorded with a count is that many records of it', () => {
+  const once = new Histogram(120_000_000);
+  const counted = new Histogram(120_000_000);
+  for (const v of [1, 700, 5_000, 1_234_567]) {
+    for (let i = 0; i < 37; i++) once.record(v);
+    counted.record(v, 37);
+  }
+  assert.equal(counted.totalCount, 4 * 37);
+  assert.deepEqual(counted.data(), once.data());
+  assert.equal(counted.mean, once.mean);
+});
