@@ -10,11 +10,12 @@
  * excluded: `generator.cpuS`), reported beside; wrk's start-up and exit are a few milliseconds.
  *
  * `switchyard bench` runs closed loop (-c, like the others) and open loop at 80% of the rate it
- * reached closed loop: the open-loop row is what keeping a schedule costs per request. Generators
- * alternate order between repetitions; medians are reported, and the ratios to wrk also paired
- * by repetition (the median of each repetition's ratio). Runs last 10 s unless `--duration` says. The target shares this machine's
- * cores, so the achieved rates are the target's limit as much as the generator's; CPU per request
- * is the generator's own. Writes bench/results/generators.{json,md}.
+ * reached closed loop: the open-loop row is what keeping a schedule costs per request. Each
+ * `switchyard bench` run sits between two wrk runs, and its ratio to wrk is also given paired: to
+ * the mean of those two (the machine's speed drifts from run to run), median over repetitions.
+ * Medians of each generator are reported too. Runs last 10 s unless `--duration` says. The target
+ * shares this machine's cores, so the achieved rates are the target's limit as much as the
+ * generator's; CPU per request is the generator's own. Writes bench/results/generators.{json,md}.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -48,8 +49,12 @@ interface Measurement {
   inRunRequestsPerCpuSecond?: number;
 }
 
-/** Measurement plus the repetition it belongs to. */
-type Row = Measurement & { rep: number };
+/**
+ * Measurement plus the repetition it belongs to. A `switchyard bench` row also holds its ratio to
+ * the wrk runs just before and just after it (their mean requests per CPU-second): the machine's
+ * speed drifts within a repetition, and a ratio to the runs that bracket it cancels most of that.
+ */
+type Row = Measurement & { rep: number; vsWrk?: number; inRunVsWrk?: number };
 
 interface Run {
   stdout: string;
@@ -154,29 +159,39 @@ async function main(): Promise<number> {
   const url = `${server.url}/inference/echo`;
   const rows: Row[] = [];
   try {
-    const closed: Array<() => Promise<Measurement>> = [
-      () => switchyard(url, bodyFile, seconds, ['-c', String(connections)]),
-      ...(wrkMissing ? [] : [() => wrk(url, connections, seconds, script)]),
-      () => autocannon(url, connections, seconds),
-      () => nodeFloor(url, connections, seconds),
-    ];
+    const closedLoop = (): Promise<Measurement> => switchyard(url, bodyFile, seconds, ['-c', String(connections)]);
+    // Open loop at 80% of the rate this generator reached closed loop in this repetition: a
+    // rate the target can serve, so the cost is the generator's. It gets the closed loops'
+    // connection budget: at 80% of their rate it needs far fewer in steady state, and a larger cap
+    // only lets a stall of this shared machine open extra connections that then keep the target
+    // and the generator busier per request for the rest of the run.
+    const openLoop = (): Promise<Measurement> => {
+      const reached = Math.round(rows.filter((r) => r.generator === 'switchyard bench').at(-1)!.rps * 0.8);
+      return switchyard(url, bodyFile, seconds, ['--rate', String(reached), '--max-connections', String(connections)]);
+    };
+    const wrkRun = (): Promise<Measurement> => wrk(url, connections, seconds, script);
+    const autocannonRun = (): Promise<Measurement> => autocannon(url, connections, seconds);
+    const floorRun = (): Promise<Measurement> => nodeFloor(url, connections, seconds);
+    // Each `switchyard bench` run sits between two wrk runs; the other generators alternate ends.
+    const engine = wrkMissing ? [closedLoop, openLoop] : [wrkRun, closedLoop, wrkRun, openLoop, wrkRun];
     for (let rep = 0; rep < reps; rep++) {
-      const order = [...closed.slice(rep % closed.length), ...closed.slice(0, rep % closed.length)];
+      const order = rep % 2 === 0 ? [...engine, autocannonRun, floorRun] : [floorRun, autocannonRun, ...engine];
+      const these: Row[] = [];
       for (const one of order) {
         const m = await one();
-        rows.push({ ...m, rep });
-        process.stderr.write(`rep ${rep + 1} ${m.generator}: ${m.rps} req/s, ${m.cpuUsPerRequest} µs CPU per request\n`);
+        these.push({ ...m, rep });
+        const open = m.offered === undefined ? '' : ` at ${m.offered}/s offered, schedule ${m.kept ? 'kept' : 'not kept'}`;
+        process.stderr.write(`rep ${rep + 1} ${m.generator}${open}: ${m.rps} req/s, ${m.cpuUsPerRequest} µs CPU per request\n`);
+        rows.push(these.at(-1)!);
       }
-      // Open loop at 80% of the rate this generator reached closed loop in this repetition: a
-      // rate the target can serve, so the schedule can be kept and the cost is the generator's.
-      // It gets the closed loops' connection budget: at 80% of their rate it needs far fewer in
-      // steady state, and a larger cap only lets a stall of this shared machine open extra
-      // connections that then keep the target and the generator busier per request for the rest
-      // of the run.
-      const reached = Math.round(rows.filter((r) => r.generator === 'switchyard bench').at(-1)!.rps * 0.8);
-      const open = await switchyard(url, bodyFile, seconds, ['--rate', String(reached), '--max-connections', String(connections)]);
-      rows.push({ ...open, rep });
-      process.stderr.write(`rep ${rep + 1} ${open.generator} at ${reached}/s: ${open.rps} req/s, ${open.cpuUsPerRequest} µs CPU per request, schedule ${open.kept ? 'kept' : 'not kept'}\n`);
+      these.forEach((row, i) => {
+        const before = these[i - 1];
+        const after = these[i + 1];
+        if (!row.generator.startsWith('switchyard bench') || before?.generator !== 'wrk' || after?.generator !== 'wrk') return;
+        const wrkRate = (before.requestsPerCpuSecond + after.requestsPerCpuSecond) / 2;
+        row.vsWrk = Math.round((row.requestsPerCpuSecond / wrkRate) * 1000) / 1000;
+        if (row.inRunRequestsPerCpuSecond !== undefined) row.inRunVsWrk = Math.round((row.inRunRequestsPerCpuSecond / wrkRate) * 1000) / 1000;
+      });
     }
   } finally {
     await server.stop();
@@ -200,16 +215,15 @@ async function main(): Promise<number> {
   const floor = summary.find((s) => s.generator === NODE_FLOOR);
   const ours = summary.find((s) => s.generator === 'switchyard bench')!;
   const open = summary.find((s) => s.generator === 'switchyard bench (open loop)')!;
-  // Each repetition's ratio to wrk in that repetition, then their median: the machine's load drifts
-  // between repetitions, and a ratio within one repetition cancels most of it.
-  const paired = (generator: string, key: 'requestsPerCpuSecond' | 'inRunRequestsPerCpuSecond'): number => {
-    const ratios: number[] = [];
-    for (let rep = 0; rep < reps; rep++) {
-      const mine = rows.find((r) => r.rep === rep && r.generator === generator)?.[key];
-      const theirs = rows.find((r) => r.rep === rep && r.generator === 'wrk')?.requestsPerCpuSecond;
-      if (mine !== undefined && theirs !== undefined) ratios.push(mine / theirs);
-    }
+  // Each run's ratio to the wrk runs that bracket it, then their median: the machine's speed drifts
+  // from one run to the next, and a ratio to its neighbours cancels most of it.
+  const paired = (generator: string, key: 'vsWrk' | 'inRunVsWrk'): number => {
+    const ratios = rows.flatMap((r) => (r.generator === generator && r[key] !== undefined ? [r[key]!] : []));
     return Math.round(median(ratios) * 100) / 100;
+  };
+  const pairedRange = (generator: string): string => {
+    const ratios = rows.flatMap((r) => (r.generator === generator && r.vsWrk !== undefined ? [r.vsWrk] : []));
+    return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
   };
   const targets = wrkRow
     ? {
@@ -219,10 +233,12 @@ async function main(): Promise<number> {
         closedInRunVsWrkPerCore: Math.round((ours.inRunRequestsPerCpuSecond! / wrkRow.requestsPerCpuSecond) * 100) / 100,
         openInRunVsWrkPerCore: Math.round((open.inRunRequestsPerCpuSecond! / wrkRow.requestsPerCpuSecond) * 100) / 100,
         paired: {
-          closed: paired('switchyard bench', 'requestsPerCpuSecond'),
-          closedInRun: paired('switchyard bench', 'inRunRequestsPerCpuSecond'),
-          open: paired('switchyard bench (open loop)', 'requestsPerCpuSecond'),
-          openInRun: paired('switchyard bench (open loop)', 'inRunRequestsPerCpuSecond'),
+          closed: paired('switchyard bench', 'vsWrk'),
+          closedInRun: paired('switchyard bench', 'inRunVsWrk'),
+          closedRange: pairedRange('switchyard bench'),
+          open: paired('switchyard bench (open loop)', 'vsWrk'),
+          openInRun: paired('switchyard bench (open loop)', 'inRunVsWrk'),
+          openRange: pairedRange('switchyard bench (open loop)'),
         },
         nodeFloorVsWrkPerCore: floor ? Math.round((floor.requestsPerCpuSecond / wrkRow.requestsPerCpuSecond) * 100) / 100 : undefined,
       }
@@ -243,7 +259,7 @@ async function main(): Promise<number> {
     `# Load generators on one target`,
     '',
     `\`${result.command}\` — ${result.machine.cores} cores (${result.machine.cpu}), Node ${result.machine.node}, load average at the end ${result.loadAverage.join(' / ')}.`,
-    `Target: ${result.target}. ${connections} connections, ${seconds} s per run, median of ${reps} repetitions (generators alternating).`,
+    `Target: ${result.target}. ${connections} connections, ${seconds} s per run, median of ${reps} repetitions. Each repetition runs wrk, \`switchyard bench\` closed loop, wrk, \`switchyard bench\` open loop, wrk, then autocannon and the node floor (reversed every other repetition).`,
     '',
     '| generator | req/s | CPU µs per request | requests per CPU-second | the same, in the run alone | best req/s |',
     '|---|---:|---:|---:|---:|---:|',
@@ -260,11 +276,11 @@ async function main(): Promise<number> {
             closedInRunVsWrkPerCore: number;
             openInRunVsWrkPerCore: number;
             nodeFloorVsWrkPerCore?: number;
-            paired: { closed: number; closedInRun: number; open: number; openInRun: number };
+            paired: { closed: number; closedInRun: number; closedRange: string; open: number; openInRun: number; openRange: string };
           };
           return [
             `Per CPU core, against wrk (medians of the table): closed loop ${t.closedVsWrkPerCore}× (in the run alone ${t.closedInRunVsWrkPerCore}×), open loop ${t.openVsWrkPerCore}× (${t.openInRunVsWrkPerCore}×); targets ≥ 1× and ≥ 0.9×. The node floor, a client that only writes and counts: ${t.nodeFloorVsWrkPerCore ?? '–'}×.`,
-            `Paired by repetition (each repetition's ratio to wrk in that repetition, median over repetitions): closed loop ${t.paired.closed}× (in the run alone ${t.paired.closedInRun}×), open loop ${t.paired.open}× (${t.paired.openInRun}×).`,
+            `Paired (each run's ratio to the mean of the wrk runs just before and after it, median over repetitions): closed loop ${t.paired.closed}× (in the run alone ${t.paired.closedInRun}×; runs ${t.paired.closedRange}×), open loop ${t.paired.open}× (${t.paired.openInRun}×; runs ${t.paired.openRange}×).`,
           ].join('\n');
         })()
       : `wrk skipped: ${wrkMissing}.`,
