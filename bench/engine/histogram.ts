@@ -161,7 +161,10 @@ export class Histogram {
   add(other: Histogram | HistogramData): void {
     if (other instanceof Histogram) {
       if (other.counts.length > this.counts.length) throw new Error('cannot add a histogram of a larger range');
-      for (let i = 0; i < other.counts.length; i++) this.counts[i]! += other.counts[i]!;
+      if (other.total === 0) return;
+      // Only the range between its smallest and largest values holds counts.
+      const counts = other.counts;
+      for (let i = other.firstIndex(), last = other.lastIndex(); i <= last; i++) this.counts[i]! += counts[i]!;
       this.merge(other.total, other.minValue, other.maxValue);
       return;
     }

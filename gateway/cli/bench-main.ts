@@ -7,6 +7,13 @@
 import { parseBenchArgs } from './bench-options.js';
 import { runBenchCommand } from './bench-command.js';
 
+// A reader that goes away early (`switchyard bench ... | head`) ends the command quietly, as it
+// would a C tool killed by SIGPIPE (status 141), rather than with an unhandled EPIPE and its stack.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(141);
+});
+
 const args = process.argv.slice(3);
 const fast = parseBenchArgs(args);
 if (fast) {

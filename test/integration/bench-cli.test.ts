@@ -126,3 +126,16 @@ test('bad options exit with 2 and say which option', async () => {
   assert.equal(threads.code, 2);
   assert.match(threads.stderr, /--workers/);
 });
+
+test('a reader that goes away before the report ends the command quietly, as SIGPIPE ends a C tool', async () => {
+  const { spawn } = await import('node:child_process');
+  const bin = new URL('../../../bin/switchyard.js', import.meta.url).pathname;
+  const child = spawn(process.execPath, [bin, 'bench', '--url', `${server.url}/inference/echo`, '-b', bodyFile, '-c', '2', '-d', '0.3', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The reading end of its stdout closes before it writes anything.
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  assert.equal(code, 141, stderr);
+  assert.doesNotMatch(stderr, /EPIPE|Unhandled|at /);
+});
