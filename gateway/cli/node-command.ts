@@ -10,6 +10,12 @@ function positiveInt(value: string): number {
   return n;
 }
 
+function wholeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number, 0 or more');
+  return n;
+}
+
 /** Adds `switchyard node ...` to the CLI. */
 export function registerNodeCommand(program: Command): Command {
   return program
@@ -30,6 +36,7 @@ export function registerNodeCommand(program: Command): Command {
     .option('--prefix <prefix>', 'subject prefix shared with the gateway', DEFAULT_SUBJECT_PREFIX)
     .option('--work-dir <dir>', 'artifact cache and output folder')
     .option('--max-replicas <n>', 'replicas this node hosts at once', positiveInt)
+    .option('--poll-us <µs>', 'µs a replica polls for its next request instead of sleeping, with a core to spare (0: never; default 200)', wholeNumber)
     .action(async (o: Record<string, string | number | undefined>) => {
       const str = (k: string) => (o[k] === undefined ? undefined : String(o[k]));
       const tls = o.tlsCa || o.tlsCert || o.tlsKey ? { caFile: str('tlsCa'), certFile: str('tlsCert'), keyFile: str('tlsKey') } : undefined;
@@ -48,6 +55,7 @@ export function registerNodeCommand(program: Command): Command {
         tls,
         workDir: str('workDir'),
         maxReplicas: o.maxReplicas === undefined ? undefined : Number(o.maxReplicas),
+        pollUs: o.pollUs === undefined ? undefined : Number(o.pollUs),
         log: (message, fields) => console.log(JSON.stringify({ time: Date.now(), msg: message, ...fields })),
       });
       const stop = () => void agent.close().then(() => process.exit(0), () => process.exit(1));

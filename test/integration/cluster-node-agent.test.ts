@@ -108,7 +108,8 @@ describe('switchyard node (agent processes)', () => {
 
   it('announces its region and devices, then is dead about a second after SIGKILL, losing its replicas', async (t) => {
     const joined = nextEvent(cluster, (e) => e.type === 'joined' && e.node.name === 'killed', 'the node to join');
-    const proc = node('killed', '--region', 'eu-west', '--devices', 'cpu', '--max-replicas', '3');
+    // --poll-us 0: its replicas never poll (an option the agent's strict options would refuse if the flag were not wired).
+    const proc = node('killed', '--region', 'eu-west', '--devices', 'cpu', '--max-replicas', '3', '--poll-us', '0');
     const event = await joined;
     assert.ok(event.type === 'joined');
     assert.equal(event.node.region, 'eu-west');

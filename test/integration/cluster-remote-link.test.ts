@@ -13,6 +13,7 @@ import { forEachChunk } from '../../workers/protocol/chunk-run.js';
 import { pack, unpack, type ReplyFrame, type RequestEnvelope } from '../../workers/protocol/envelopes.js';
 import type { ReplicaSpec } from '../../workers/pool/thread-link.js';
 import { runNodeAgent, type NodeAgent } from '../../workers/node/agent.js';
+import { Poller, processPollers } from '../../workers/pool/polling.js';
 import { NatsServer } from '../helpers/nats-server.js';
 
 const ECHO = fileURLToPath(new URL('../../../examples/echo/predictor.ts', import.meta.url));
@@ -92,7 +93,9 @@ describe('remote replicas through a node agent', () => {
   before(async () => {
     writeFileSync(predictorFile, TEST_PREDICTOR);
     server = await NatsServer.start({ token: 'cluster-token-1' });
-    agent = await runNodeAgent({ nats: server.url, token: 'cluster-token-1', region: 'eu', devices: 'cpu', name: 'node-a', workDir: path.join(dir, 'node'), maxReplicas: 4 });
+    agent = await runNodeAgent({ nats: server.url, token: 'cluster-token-1', region: 'eu', devices: 'cpu', name: 'node-a', workDir: path.join(dir, 'node'), maxReplicas: 4, pollUs: 150 });
+    // The agent's replicas poll for their next request up to its --poll-us, as a gateway's do up to server.poll_us.
+    assert.equal(new Poller(processPollers).windowUs, 150);
     gatewayConn = await ClusterConnection.connect({ servers: server.url, token: 'cluster-token-1' });
     cluster = await RemoteCluster.open(gatewayConn, { timings: { deadAfterMs: 3_000 } });
     await waitFor('node-a to join', () => cluster.membership.isRoutable('node-a'));

@@ -33,6 +33,7 @@ import {
 import { SwitchyardError, toSwitchyardError } from '../protocol/errors.js';
 import { discoverDevices, selectDevices, type DeviceInfo } from '../../native/devices.js';
 import { ThreadReplicaLink } from '../pool/thread-link.js';
+import { setPollWindow } from '../pool/polling.js';
 import { TurnBatcher } from '../protocol/turn-batcher.js';
 import { RequestOrigins, type Origin } from './request-origins.js';
 import { packageLocator } from './package-locator.js';
@@ -96,6 +97,8 @@ export class NodeAgent {
   /** Throws NodeOptionsError for options the schema refuses (workers/node/options.ts). */
   static async start(options: NodeAgentOptions): Promise<NodeAgent> {
     const opts = parseNodeAgentOptions(options);
+    // The replicas this process starts poll for their next request up to this long (workers/pool/polling.ts).
+    setPollWindow(opts.pollUs);
     const devices = selectDevices(opts.devices, await discoverDevices());
     const connection = await ClusterConnection.connect({ ...opts, servers: opts.nats, name: `switchyard-node-${opts.name}` });
     const agent = new NodeAgent(opts.name, opts.region, devices, connection, opts);

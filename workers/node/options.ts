@@ -6,6 +6,7 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_SUBJECT_PREFIX, isSubjectPrefix, isSubjectToken } from '../cluster/subjects.js';
+import { DEFAULT_POLL_US } from '../pool/polling.js';
 
 /** Longest wait for in-flight requests when a node drains. */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
@@ -34,6 +35,11 @@ export const nodeAgentOptionsSchema = z
     workDir: z.string().min(1).optional(),
     /** Replicas hosted at once (default: CPU cores). */
     maxReplicas: positiveInt.optional(),
+    /**
+     * µs a replica thread polls for its next request before it sleeps, while the machine has a core
+     * to spare (0: never), as `server.poll_us` sets it for a gateway's own replicas.
+     */
+    pollUs: z.number().int('--poll-us must be a whole number of µs').min(0, '--poll-us must be 0 or more').max(10_000, '--poll-us must be at most 10000').default(DEFAULT_POLL_US),
     heartbeatIntervalMs: positiveInt.default(DEFAULT_HEARTBEAT_INTERVAL_MS),
     drainTimeoutMs: z.number().int().nonnegative().default(DEFAULT_DRAIN_TIMEOUT_MS),
     token: z.string().min(1).optional(),
