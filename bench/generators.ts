@@ -179,10 +179,11 @@ async function main(): Promise<number> {
       const these: Row[] = [];
       for (const one of order) {
         const m = await one();
-        these.push({ ...m, rep });
+        const row: Row = { ...m, rep };
+        these.push(row);
+        rows.push(row);
         const open = m.offered === undefined ? '' : ` at ${m.offered}/s offered, schedule ${m.kept ? 'kept' : 'not kept'}`;
         process.stderr.write(`rep ${rep + 1} ${m.generator}${open}: ${m.rps} req/s, ${m.cpuUsPerRequest} µs CPU per request\n`);
-        rows.push(these.at(-1)!);
       }
       these.forEach((row, i) => {
         const before = these[i - 1];
@@ -217,13 +218,11 @@ async function main(): Promise<number> {
   const open = summary.find((s) => s.generator === 'switchyard bench (open loop)')!;
   // Each run's ratio to the wrk runs that bracket it, then their median: the machine's speed drifts
   // from one run to the next, and a ratio to its neighbours cancels most of it.
-  const paired = (generator: string, key: 'vsWrk' | 'inRunVsWrk'): number => {
-    const ratios = rows.flatMap((r) => (r.generator === generator && r[key] !== undefined ? [r[key]!] : []));
-    return Math.round(median(ratios) * 100) / 100;
-  };
+  const ratios = (generator: string, key: 'vsWrk' | 'inRunVsWrk'): number[] => rows.flatMap((r) => (r.generator === generator && r[key] !== undefined ? [r[key]!] : []));
+  const paired = (generator: string, key: 'vsWrk' | 'inRunVsWrk'): number => Math.round(median(ratios(generator, key)) * 100) / 100;
   const pairedRange = (generator: string): string => {
-    const ratios = rows.flatMap((r) => (r.generator === generator && r.vsWrk !== undefined ? [r.vsWrk] : []));
-    return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
+    const all = ratios(generator, 'vsWrk');
+    return `${Math.min(...all).toFixed(2)}–${Math.max(...all).toFixed(2)}`;
   };
   const targets = wrkRow
     ? {

@@ -111,11 +111,11 @@ export class LoadDriver implements ChannelEvents {
   /** Answers are streams (chunks and stream integrity are counted). */
   private readonly streamed: boolean;
   /**
-   * Closed loop: a request is sent the moment it is due, so its send delay is 0 and its corrected
-   * and uncorrected latencies are one number. Each is recorded once (the latency in `corrected`,
-   * the zero delays as a count) and reported as both: two histogram updates less per request.
+   * Closed loop: a request is sent the moment it is due, so its corrected and uncorrected
+   * latencies are one number, recorded once (in `corrected`) and reported as both.
    */
   private readonly closedLoop: boolean;
+  /** Requests sent at the very instant they were due (every closed-loop request): their send delay of 0 is recorded as one count at the end. */
   private sentOnTime = 0;
   /**
    * The record of the last request finished, which the next request sent takes over (nothing else
@@ -318,7 +318,8 @@ export class LoadDriver implements ChannelEvents {
     this.totals.sent++;
     if (now < this.endPerf) this.totals.sentInWindow++;
     this.bucket(now).sent++;
-    recordMs(this.sendDelay, now - intended);
+    if (now === intended) this.sentOnTime++;
+    else recordMs(this.sendDelay, now - intended);
     channel.start(request);
   }
 
@@ -349,15 +350,9 @@ export class LoadDriver implements ChannelEvents {
   /** `now`: the clock read when the connection became free (one read per turn of work). */
   private fillClosed(channel: Channel, now: number): void {
     while (channel.alive && channel.free > 0 && now < this.endPerf) {
-      const totals = this.totals;
-      totals.scheduled++;
-      totals.sent++;
-      totals.sentInWindow++;
-      this.sentOnTime++;
-      const bucket = this.bucket(now);
-      bucket.scheduled++;
-      bucket.sent++;
-      channel.start(this.newRecord(now, now));
+      this.totals.scheduled++;
+      this.bucket(now).scheduled++;
+      this.dispatch(channel, now, now);
     }
   }
 
@@ -584,7 +579,7 @@ export class LoadDriver implements ChannelEvents {
   }
 
   private report(): WorkerTotals {
-    // Closed loop: every request went out when it was due (fillClosed), a send delay of 0 (recorded as 1 µs, the histograms' floor, as recordMs records it).
+    // A send delay of 0 is recorded as 1 µs, the histograms' floor, as recordMs records it.
     if (this.sentOnTime > 0) recordMs(this.sendDelay, 0, this.sentOnTime);
     this.sentOnTime = 0;
     return {

@@ -26,13 +26,13 @@ function invalid(message: string): Error {
   return Object.assign(new Error(message), { code: 'commander.invalidArgument', exitCode: 1 });
 }
 
-function positiveInteger(value: string): number {
+export function positiveInteger(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw invalid('must be a positive integer');
   return n;
 }
 
-function nonNegativeInteger(value: string): number {
+export function nonNegativeInteger(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw invalid('must be a non-negative integer');
   return n;

@@ -1,20 +1,10 @@
 /** `switchyard node ...`: flags to NodeAgentOptions, then the agent runs until SIGTERM/SIGINT or until NATS closes for good. */
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { DEFAULT_SUBJECT_PREFIX } from '../../workers/cluster/subjects.js';
+// Validators that commander takes as its own (bench-options.ts loads no commander for them).
+import { nonNegativeInteger, positiveInteger } from './bench-options.js';
 // The agent (and NATS, piscina) loads when the command runs, not for every switchyard command.
 const loadAgent = () => import('../../workers/node/agent.js');
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
-
-function wholeNumber(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number, 0 or more');
-  return n;
-}
 
 /** Adds `switchyard node ...` to the CLI. */
 export function registerNodeCommand(program: Command): Command {
@@ -35,8 +25,8 @@ export function registerNodeCommand(program: Command): Command {
     .option('--tls-key <file>', 'client key for TLS')
     .option('--prefix <prefix>', 'subject prefix shared with the gateway', DEFAULT_SUBJECT_PREFIX)
     .option('--work-dir <dir>', 'artifact cache and output folder')
-    .option('--max-replicas <n>', 'replicas this node hosts at once', positiveInt)
-    .option('--poll-us <µs>', 'µs a replica polls for its next request instead of sleeping, with a core to spare (0: never; default 200)', wholeNumber)
+    .option('--max-replicas <n>', 'replicas this node hosts at once', positiveInteger)
+    .option('--poll-us <µs>', 'µs a replica polls for its next request instead of sleeping, with a core to spare (0: never; default 200)', nonNegativeInteger)
     .action(async (o: Record<string, string | number | undefined>) => {
       const str = (k: string) => (o[k] === undefined ? undefined : String(o[k]));
       const tls = o.tlsCa || o.tlsCert || o.tlsKey ? { caFile: str('tlsCa'), certFile: str('tlsCert'), keyFile: str('tlsKey') } : undefined;
